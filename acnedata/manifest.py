@@ -1,0 +1,114 @@
+"""The manifest: the one JSON artifact downstream code reads, schema-validated and written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from acnedata.errors import ManifestError
+
+SCHEMA_VERSION = "1.0"
+MANIFEST_NAME = "manifest.json"
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The manifest JSON Schema shipped as package data (same file as manifests/schema/)."""
+    text = resources.files("acnedata.schema").joinpath("manifest.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def validate(data: dict[str, Any], *, where: str = "manifest") -> None:
+    """Raise ManifestError naming the first schema violation, with its JSON path."""
+    validator = jsonschema.Draft202012Validator(schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        path = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ManifestError(f"{where}: does not match the manifest schema at {path}: "
+                            f"{error.message}")
+
+
+@dataclass
+class Manifest:
+    """A loaded manifest: its data, and the folder its item paths are relative to."""
+
+    data: dict[str, Any]
+    root: Path
+    path: Path
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return self.data["items"]
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c["name"] for c in self.data["classes"]]
+
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    def file_path(self, item: dict[str, Any]) -> Path:
+        """Absolute path of an item's image file."""
+        return self.root / item["file"]
+
+    def sha256(self) -> str:
+        """sha256 of the manifest file as written, for provenance in downstream metrics."""
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def resolve_path(path: str | Path) -> Path:
+    """Accept a manifest file or the folder that holds manifest.json."""
+    p = Path(path)
+    return p / MANIFEST_NAME if p.is_dir() else p
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate a manifest (file or its folder); every error is one line naming it."""
+    file = resolve_path(path)
+    if not file.is_file():
+        raise ManifestError(f"{file}: manifest not found; run `acnedata collect` or "
+                            "`acnedata manifest DIR` to write one")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{file}: not a readable JSON manifest ({exc})") from None
+    validate(data, where=str(file))
+    known = {c["name"] for c in data["classes"]}
+    for item in data["items"]:
+        if item["label"] not in known:
+            raise ManifestError(f"{file}: item {item['id']} has label {item['label']!r}, "
+                                f"which is not among the manifest's classes")
+    return Manifest(data=data, root=file.parent, path=file)
+
+
+def write_manifest(path: str | Path, data: dict[str, Any]) -> Path:
+    """Validate, then write atomically (temp file, fsync, rename)."""
+    file = resolve_path(path)
+    validate(data, where=str(file))
+    atomic_write_text(file, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    return file
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text so that readers see either the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
