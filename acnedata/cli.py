@@ -1,9 +1,310 @@
-"""acnedata command line (placeholder)."""
+"""acnedata command line: every command calls one library function; user errors are one line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-app = typer.Typer()
+from acnedata import __version__
+from acnedata.errors import AcnedataError
+
+app = typer.Typer(
+    help="Build legally clean, de-duplicated, labelled image datasets from public sources.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder (catalog, images, "
+                                      "manifest).")]
+DirArg = Annotated[Path, typer.Argument(help="An output folder written by `acnedata collect`.")]
+ContactOpt = Annotated[str | None, typer.Option(
+    "--contact", help="Your e-mail or URL, sent in the User-Agent (required for public APIs).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def user_errors(fn: F) -> F:
+    """Domain errors end with one line on stderr and exit 1; Ctrl-C says how to resume."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AcnedataError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted: everything finished so far is saved; run the same command "
+                       "again to resume", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_summary(summary: Any) -> None:
+    from acnedata.console import console, summary_tables
+
+    for table in summary_tables(summary):
+        console.print(table)
+
+
+def _load(spec: str, contact: str | None, allow_private: bool = False) -> Any:
+    from dataclasses import replace
+
+    from acnedata.spec import load_spec
+
+    loaded = load_spec(spec, contact=contact)
+    if allow_private:
+        loaded = replace(loaded, network=replace(loaded.network, allow_private=True))
+    return loaded
+
+
+@app.command()
+@user_errors
+def collect(
+    spec: Annotated[str, typer.Argument(help="A spec .toml file or a built-in spec name, "
+                                        "e.g. acne-l70.")],
+    out: OutOpt,
+    contact: ContactOpt = None,
+    collect_anyway: Annotated[bool, typer.Option(
+        help="Collect even when a portal already has a dataset that fits.")] = False,
+    retry_failed: Annotated[bool, typer.Option(help="Retry items whose download failed.")] = False,
+    allow_private: Annotated[bool, typer.Option(
+        help="Allow loopback/private addresses (mirrors, tests).")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run every stage: portals, search, licence gate, download, dedup, sort, manifest."""
+    from acnedata.console import RichReporter, console, portal_table
+    from acnedata.pipeline import Collector
+
+    with Collector(_load(spec, contact, allow_private), out,
+                   reporter=RichReporter(quiet)) as col:
+        summary = col.collect(collect_anyway=collect_anyway, retry_failed=retry_failed)
+        if summary.stopped_for_portal:
+            from acnedata.pipeline import PortalReport
+
+            console.print(portal_table(PortalReport(hits=summary.portal_fit)))
+            console.print("A public dataset already fits this spec: use it (see the table), or "
+                          "run again with --collect-anyway to collect images yourself.")
+            return
+        _print_summary(summary)
+
+
+@app.command()
+@user_errors
+def demo(
+    out: OutOpt = Path("demo"),
+    per_class: Annotated[int, typer.Option(help="Images the mirror serves per class.")] = 24,
+    quiet: QuietOpt = False,
+) -> None:
+    """The whole procedure offline, against a local mirror on 127.0.0.1 with planted problems."""
+    from acnedata.console import RichReporter, console
+    from acnedata.demo.mirror import DemoMirror
+    from acnedata.demo.spec import demo_spec_toml
+    from acnedata.pipeline import Collector
+    from acnedata.spec import load_spec
+
+    out.mkdir(parents=True, exist_ok=True)
+    with DemoMirror(per_class=per_class) as mirror:
+        console.print(f"demo mirror (Commons, Zenodo and Hugging Face shaped) at {mirror.base_url}")
+        spec_path = out / "demo-spec.toml"
+        spec_path.write_text(demo_spec_toml(mirror.base_url, per_class=per_class), "utf-8")
+        with Collector(load_spec(spec_path), out, reporter=RichReporter(quiet)) as col:
+            summary = col.collect()
+            _print_summary(summary)
+    console.print(f"manifest: {summary.manifest}\nnext: acnemodel train {summary.manifest} "
+                  f"--out {out / 'run'}")
+
+
+@app.command()
+@user_errors
+def portals(
+    spec: Annotated[str, typer.Argument(help="A spec .toml file or a built-in spec name.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for portals.json.")] = Path("."),
+    contact: ContactOpt = None,
+    allow_private: Annotated[bool, typer.Option(help="Allow loopback/private addresses.")] = False,
+) -> None:
+    """Does a suitable public dataset already exist? Prints a table and writes portals.json."""
+    from acnedata.console import console, portal_table
+    from acnedata.manifest import atomic_write_text
+    from acnedata.pipeline import Collector
+
+    with Collector(_load(spec, contact, allow_private), out) as col:
+        col.check_contact()
+        report = col.check_portals()
+    for line in report.skipped:
+        console.print(f"[dim]skipped — {line}[/dim]")
+    console.print(portal_table(report))
+    path = out / "portals.json"
+    atomic_write_text(path, json.dumps({"hits": [h.as_dict() for h in report.hits],
+                                        "skipped": report.skipped}, indent=2,
+                                       ensure_ascii=False) + "\n")
+    console.print(f"{len(report.fitting)} of {len(report.hits)} datasets fit; wrote {path}")
+
+
+@app.command()
+@user_errors
+def search(
+    spec: Annotated[str, typer.Argument(help="A spec .toml file or a built-in spec name.")],
+    out: OutOpt,
+    contact: ContactOpt = None,
+    allow_private: Annotated[bool, typer.Option(help="Allow loopback/private addresses.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Find candidates in every source and give each its licence verdict (nothing downloaded)."""
+    from acnedata.console import RichReporter, console
+    from acnedata.pipeline import Collector
+
+    with Collector(_load(spec, contact, allow_private), out,
+                   reporter=RichReporter(quiet)) as col:
+        col.check_contact()
+        found = col.search()
+        verdicts = col.gate()
+    console.print(f"found {found.get('new', 0)} new candidates; licence verdicts: "
+                  + (", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())) or "none new"))
+
+
+@app.command()
+@user_errors
+def download(
+    out: DirArg,
+    retry_failed: Annotated[bool, typer.Option(help="Retry items whose download failed.")] = False,
+    contact: ContactOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Download every candidate the licence gate let through (resumes where it stopped)."""
+    from acnedata.console import RichReporter, console
+    from acnedata.pipeline import Collector
+
+    with Collector.reopen(out, contact=contact, reporter=RichReporter(quiet)) as col:
+        col.check_contact()
+        counts = col.download(retry_failed=retry_failed)
+        failed = col.catalog.top_reasons("failed")
+    console.print(f"stored {counts['stored']}, failed {counts['failed']}")
+    for reason, n in failed:
+        console.print(f"  {n}× {reason}")
+
+
+@app.command()
+@user_errors
+def dedup(
+    paths: Annotated[list[Path], typer.Argument(
+        help="An output folder of `collect`, or any image files and folders.")],
+    threshold: Annotated[int | None, typer.Option(
+        help="Hamming distance for near duplicates (default: the spec's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print clusters as JSON.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Mark duplicates in a collection, or list duplicate clusters among any files."""
+    from acnedata.console import RichReporter, console
+    from acnedata.pipeline import Collector
+
+    if len(paths) == 1 and (paths[0] / "catalog.sqlite").is_file():
+        with Collector.reopen(paths[0], reporter=RichReporter(quiet or as_json)) as col:
+            if threshold is not None:
+                from dataclasses import replace
+
+                col.spec = replace(col.spec, phash_threshold=threshold)
+            counts = col.dedup()
+            sorted_counts = col.sort()
+        if as_json:
+            typer.echo(json.dumps({**counts, **sorted_counts}))
+        else:
+            console.print(f"{counts['duplicates']} duplicates in {counts['stored']} stored images; "
+                          f"{sorted_counts.get('review', 0)} items need review")
+        return
+    from acnedata.dedup import dedup_paths
+
+    for p in paths:
+        if not p.exists():
+            raise AcnedataError(f"{p}: no such file or folder")
+    clusters = dedup_paths([str(p) for p in paths], threshold=8 if threshold is None else threshold)
+    if as_json:
+        typer.echo(json.dumps({"clusters": clusters}, ensure_ascii=False))
+    else:
+        for cluster in clusters:
+            console.print("  ".join(cluster))
+        console.print(f"{len(clusters)} clusters of duplicates")
+
+
+@app.command()
+@user_errors
+def manifest(out: DirArg) -> None:
+    """Rewrite manifest.json (and the attribution files) from the catalog."""
+    from acnedata.console import console
+    from acnedata.pipeline import Collector
+
+    with Collector.reopen(out) as col:
+        path = col.write_manifest()
+        n = len(json.loads(path.read_text("utf-8"))["items"])
+    console.print(f"wrote {path} with {n} items")
+
+
+@app.command()
+@user_errors
+def verify(out: DirArg) -> None:
+    """Re-hash every file the manifest names; exit 1 listing anything missing or changed."""
+    from acnedata.console import console
+    from acnedata.export import verify as verify_manifest
+
+    report = verify_manifest(out)
+    for f in report.missing:
+        console.print(f"missing: {f}")
+    for f in report.changed:
+        console.print(f"changed: {f}")
+    console.print(f"checked {report.checked} files: {len(report.missing)} missing, "
+                  f"{len(report.changed)} changed")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def status(
+    out: DirArg,
+    show: Annotated[str | None, typer.Option(
+        help="List items in this state (rejected, failed, review) with their reasons.")] = None,
+) -> None:
+    """What the catalog holds: items per state, and the reasons for rejections and failures."""
+    from acnedata.console import console
+    from acnedata.pipeline import Collector
+
+    with Collector.reopen(out) as col:
+        summary = col.summary()
+        rows = []
+        if show == "review":
+            rows = [(r["key"], r["review"]) for r in col.catalog.items(
+                "review IS NOT NULL AND decision IS NULL AND duplicate_of IS NULL")]
+        elif show in ("rejected", "failed"):
+            column = "verdict_reason" if show == "rejected" else "reason"
+            rows = [(r["key"], r[column]) for r in col.catalog.items("state = ?", (show,))]
+        elif show:
+            raise AcnedataError(f"--show {show}: unknown; use rejected, failed or review")
+    _print_summary(summary)
+    for key, reason in rows:
+        console.print(f"{key}\t{reason}")
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"acnedata {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=version_callback,
+                                          is_eager=True, help="Show the version.")] = False,
+) -> None:
+    """acnedata: legally clean, de-duplicated, labelled image datasets."""
 
 
 def main() -> None:
-    app()
+    app(prog_name="acnedata")

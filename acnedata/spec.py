@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -114,10 +114,12 @@ class DatasetSpec:
     description: str = ""
     icd10: str = ""
     contact: str = ""
+    keywords: tuple[str, ...] = ()
     phash_threshold: int = 8
     sort_margin: float = 1.0
     path: str = ""
     sha256: str = ""
+    text: str = field(default="", repr=False)
 
     @property
     def class_names(self) -> list[str]:
@@ -150,16 +152,21 @@ def builtin_specs() -> list[str]:
 def load_spec(name_or_path: str | Path, *, contact: str | None = None) -> DatasetSpec:
     """Load a spec from a TOML file, or a built-in spec by name (e.g. ``acne-l70``)."""
     text, where = _read_spec_text(str(name_or_path))
+    return spec_from_text(text, where=where, contact=contact)
+
+
+def spec_from_text(text: str, *, where: str = "<spec>", contact: str | None = None) -> DatasetSpec:
+    """Parse spec TOML text (as stored in a catalog, or read from a file)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{where}: not valid TOML ({exc}); fix the syntax at that line") from None
     spec = parse_spec(raw, where=where)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    overrides: dict[str, Any] = {"path": where, "sha256": digest}
+    overrides: dict[str, Any] = {"path": where, "sha256": digest, "text": text}
     if contact:
         overrides["contact"] = contact
-    return _replace(spec, **overrides)
+    return replace(spec, **overrides)
 
 
 def _read_spec_text(name_or_path: str) -> tuple[str, str]:
@@ -183,7 +190,9 @@ def _read_spec_text(name_or_path: str) -> tuple[str, str]:
 
 def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
     """Build a DatasetSpec from parsed TOML, with one-line errors naming the key."""
-    r = _Reader(raw, where)
+    r = _Reader(raw, where).only(
+        "name", "title", "description", "icd10", "contact", "keywords", "classes", "policy",
+        "limits", "network", "sources", "dedup", "sort")
     name = r.string("name", required=True)
     classes = tuple(_parse_class(r, i, c) for i, c in enumerate(r.table_list("classes")))
     if not classes:
@@ -197,7 +206,8 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
             seen.add(label.lower())
 
     policy_raw = r.table("policy")
-    p = _Reader(policy_raw, where, prefix="policy.")
+    p = _Reader(policy_raw, where, prefix="policy.").only(
+        "allow", "noncommercial", "no_derivatives", "noassertion")
     noassertion = p.string("noassertion", default="reject")
     if noassertion not in NOASSERTION_ACTIONS:
         raise SpecError(f'{where}: policy.noassertion must be "reject" or "review", '
@@ -209,14 +219,16 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         noassertion=noassertion,
     )
 
-    lim = _Reader(r.table("limits"), where, prefix="limits.")
+    lim = _Reader(r.table("limits"), where, prefix="limits.").only(
+        "per_class", "min_width", "min_height", "max_bytes")
     limits = Limits(
         per_class=lim.integer("per_class", default=200, minimum=1),
         min_width=lim.integer("min_width", default=64, minimum=1),
         min_height=lim.integer("min_height", default=64, minimum=1),
         max_bytes=lim.integer("max_bytes", default=25_000_000, minimum=1024),
     )
-    net = _Reader(r.table("network"), where, prefix="network.")
+    net = _Reader(r.table("network"), where, prefix="network.").only(
+        "allow_private", "min_interval", "timeout", "max_retries", "concurrency")
     network = NetworkSpec(
         allow_private=net.boolean("allow_private", default=False),
         min_interval=net.number("min_interval", default=1.0, minimum=0.0),
@@ -240,8 +252,8 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         options = {k: v for k, v in src_raw.items() if k not in ("base_url", "enabled")}
         sources[src_name] = SourceSpec(src_name, base_url, options)
 
-    dedup = _Reader(r.table("dedup"), where, prefix="dedup.")
-    sort = _Reader(r.table("sort"), where, prefix="sort.")
+    dedup = _Reader(r.table("dedup"), where, prefix="dedup.").only("phash_threshold")
+    sort = _Reader(r.table("sort"), where, prefix="sort.").only("margin")
     return DatasetSpec(
         name=name,
         classes=classes,
@@ -253,6 +265,7 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         description=r.string("description", default=""),
         icd10=r.string("icd10", default=""),
         contact=r.string("contact", default=""),
+        keywords=tuple(r.string_list("keywords", default=[name])),
         phash_threshold=dedup.integer("phash_threshold", default=8, minimum=0),
         sort_margin=sort.number("margin", default=1.0, minimum=0.0),
         path=where,
@@ -260,13 +273,14 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
 
 
 def _parse_class(r: _Reader, index: int, raw: dict[str, Any]) -> ClassSpec:
-    c = _Reader(raw, r.where, prefix=f"classes[{index}].")
+    c = _Reader(raw, r.where, prefix=f"classes[{index}].").only(
+        "name", "aliases", "icd10", "terms", "exclude")
     name = c.string("name", required=True)
     terms_raw = c.table("terms")
     terms: dict[str, tuple[str, ...]] = {}
-    for lang, values in terms_raw.items():
-        terms[lang] = tuple(_Reader(terms_raw, r.where, prefix=f"classes[{index}].terms.")
-                            .string_list(lang))
+    term_reader = _Reader(terms_raw, r.where, prefix=f"classes[{index}].terms.")
+    for lang in terms_raw:
+        terms[lang] = tuple(term_reader.string_list(lang))
     if not any(terms.values()):
         terms = {"en": (name,)}
     return ClassSpec(
@@ -278,12 +292,6 @@ def _parse_class(r: _Reader, index: int, raw: dict[str, Any]) -> ClassSpec:
     )
 
 
-def _replace(spec: DatasetSpec, **changes: Any) -> DatasetSpec:
-    from dataclasses import replace
-
-    return replace(spec, **changes)
-
-
 class _Reader:
     """Typed access to one TOML table, raising SpecError that names file and key."""
 
@@ -291,6 +299,14 @@ class _Reader:
         if not isinstance(raw, dict):
             raise SpecError(f"{where}: {prefix.rstrip('.') or 'spec'} must be a table")
         self.raw, self.where, self.prefix = raw, where, prefix
+
+    def only(self, *allowed: str) -> _Reader:
+        """Refuse keys we do not know: a typo must not pass silently as a default."""
+        for key in self.raw:
+            if key not in allowed:
+                raise SpecError(f"{self.where}: {self.prefix}{key} is not a key we know here; "
+                                f"expected one of {', '.join(allowed)}")
+        return self
 
     def _fail(self, key: str, expected: str, got: Any) -> SpecError:
         return SpecError(f"{self.where}: {self.prefix}{key} must be {expected}, got {got!r}")

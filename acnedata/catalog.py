@@ -1,0 +1,248 @@
+"""The catalog: every candidate and the state it reached, in SQLite, so any run can resume."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from acnedata.errors import CatalogError
+from acnedata.sources.base import Candidate
+
+CATALOG_NAME = "catalog.sqlite"
+SCHEMA_VERSION = 1
+
+# Item states, in the order an item moves through them. `rejected` and `failed` are final for the
+# run; `review` items are stored but wait for a person before they can reach the manifest.
+FOUND, REJECTED, QUEUED, STORED, FAILED = "found", "rejected", "queued", "stored", "failed"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    page_url TEXT,
+    title TEXT,
+    description TEXT,
+    author TEXT,
+    attribution TEXT,
+    licence_raw TEXT NOT NULL DEFAULT '{}',
+    tags TEXT NOT NULL DEFAULT '[]',
+    query TEXT,
+    searched_class TEXT,
+    label_hint TEXT,
+    found_at TEXT NOT NULL,
+    -- legal gate
+    spdx TEXT,
+    licence_url TEXT,
+    verdict TEXT,
+    verdict_reason TEXT,
+    no_derivatives INTEGER,
+    commercial INTEGER,
+    -- download
+    state TEXT NOT NULL DEFAULT 'found',
+    reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    retryable INTEGER NOT NULL DEFAULT 0,
+    file TEXT,
+    sha256 TEXT,
+    original_sha256 TEXT,
+    pixel_sha256 TEXT,
+    format TEXT,
+    width INTEGER,
+    height INTEGER,
+    bytes INTEGER,
+    retrieved_at TEXT,
+    -- dedup and sorting
+    phash TEXT,
+    cluster TEXT,
+    duplicate_of INTEGER,
+    label TEXT,
+    label_reason TEXT,
+    review TEXT,
+    decision TEXT
+);
+CREATE INDEX IF NOT EXISTS items_state ON items(state);
+CREATE INDEX IF NOT EXISTS items_sha ON items(sha256);
+CREATE TABLE IF NOT EXISTS item_classes (
+    item_id INTEGER NOT NULL REFERENCES items(id),
+    class TEXT NOT NULL,
+    query TEXT,
+    PRIMARY KEY (item_id, class)
+);
+"""
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+class Catalog:
+    """SQLite working store in `<out>/catalog.sqlite` (WAL mode, one writer)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # check_same_thread=False: downloads hand results back to the one writer thread,
+            # but the connection may be created on another thread than the one that closes it.
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise CatalogError(f"{self.path}: not a usable catalog ({exc}); "
+                               "use another --out folder or delete the file") from None
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", SCHEMA_VERSION)
+        elif int(version) != SCHEMA_VERSION:
+            raise CatalogError(f"{self.path}: catalog schema {version}, this acnedata reads "
+                               f"{SCHEMA_VERSION}; use a new --out folder")
+
+    @classmethod
+    def open(cls, out_dir: str | Path) -> Catalog:
+        return cls(Path(out_dir) / CATALOG_NAME)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- meta -----------------------------------------------------------------------------
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row["value"]) if row else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT INTO meta(key, value) VALUES(?, ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                        (key, json.dumps(value, ensure_ascii=False)))
+
+    # --- found ----------------------------------------------------------------------------
+    def add_candidate(self, c: Candidate) -> tuple[int, bool]:
+        """Record a candidate; returns (item id, True if new). A known item gains the class."""
+        row = self.db.execute("SELECT id FROM items WHERE key = ?", (c.key,)).fetchone()
+        new = row is None
+        if new:
+            cur = self.db.execute(
+                "INSERT INTO items(key, source, source_id, url, page_url, title, description, "
+                "author, attribution, licence_raw, tags, query, searched_class, label_hint, "
+                "found_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (c.key, c.source, c.source_id, c.url, c.page_url, c.title, c.description,
+                 c.author, c.attribution, json.dumps(c.licence_raw, ensure_ascii=False),
+                 json.dumps(c.tags, ensure_ascii=False), c.query, c.searched_class,
+                 c.label_hint, now()))
+            item_id = int(cur.lastrowid)
+        else:
+            item_id = int(row["id"])
+        klass = c.searched_class or c.label_hint
+        if klass:
+            self.db.execute("INSERT OR IGNORE INTO item_classes(item_id, class, query) "
+                            "VALUES(?,?,?)", (item_id, klass, c.query))
+        return item_id, new
+
+    def classes_of(self, item_id: int) -> list[str]:
+        rows = self.db.execute("SELECT class FROM item_classes WHERE item_id = ? ORDER BY class",
+                               (item_id,))
+        return [r["class"] for r in rows]
+
+    def all_classes(self) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for r in self.db.execute("SELECT item_id, class FROM item_classes ORDER BY class"):
+            out.setdefault(r["item_id"], []).append(r["class"])
+        return out
+
+    # --- reading --------------------------------------------------------------------------
+    def items(self, where: str = "1", params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        return self.db.execute(f"SELECT * FROM items WHERE {where} ORDER BY id",
+                               tuple(params)).fetchall()
+
+    def count(self, where: str = "1", params: Iterable[Any] = ()) -> int:
+        return int(self.db.execute(f"SELECT COUNT(*) FROM items WHERE {where}",
+                                   tuple(params)).fetchone()[0])
+
+    def item(self, item_id: int) -> sqlite3.Row:
+        return self.db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+
+    def count_by(self, column: str, where: str = "1") -> dict[str, int]:
+        rows = self.db.execute(f"SELECT {column} AS k, COUNT(*) AS n FROM items WHERE {where} "
+                               f"GROUP BY {column} ORDER BY n DESC")
+        return {str(r["k"]): int(r["n"]) for r in rows}
+
+    def top_reasons(self, state: str, limit: int = 5) -> list[tuple[str, int]]:
+        column = "verdict_reason" if state == REJECTED else "reason"
+        rows = self.db.execute(f"SELECT {column} AS r, COUNT(*) AS n FROM items WHERE state = ? "
+                               f"GROUP BY {column} ORDER BY n DESC, r LIMIT ?", (state, limit))
+        return [(str(r["r"]), int(r["n"])) for r in rows]
+
+    # --- legal gate -----------------------------------------------------------------------
+    def set_verdict(self, item_id: int, *, spdx: str, licence_url: str | None, verdict: str,
+                    reason: str, no_derivatives: bool, commercial: bool | None) -> None:
+        state = REJECTED if verdict == "reject" else QUEUED
+        self.db.execute(
+            "UPDATE items SET spdx=?, licence_url=?, verdict=?, verdict_reason=?, "
+            "no_derivatives=?, commercial=?, state=? WHERE id=? AND state IN (?, ?, ?)",
+            (spdx, licence_url, verdict, reason, int(no_derivatives),
+             None if commercial is None else int(commercial), state, item_id,
+             FOUND, REJECTED, QUEUED))
+
+    # --- download -------------------------------------------------------------------------
+    def mark_stored(self, item_id: int, *, file: str, sha256: str, original_sha256: str,
+                    pixel_sha256: str | None, fmt: str, width: int, height: int,
+                    size: int) -> None:
+        self.db.execute(
+            "UPDATE items SET state=?, reason=NULL, retryable=0, attempts=attempts+1, file=?, "
+            "sha256=?, original_sha256=?, pixel_sha256=?, format=?, width=?, height=?, bytes=?, "
+            "retrieved_at=? WHERE id=?",
+            (STORED, file, sha256, original_sha256, pixel_sha256, fmt, width, height, size,
+             now(), item_id))
+
+    def mark_failed(self, item_id: int, reason: str, *, retryable: bool = False) -> None:
+        self.db.execute("UPDATE items SET state=?, reason=?, retryable=?, attempts=attempts+1 "
+                        "WHERE id=?", (FAILED, reason, int(retryable), item_id))
+
+    def requeue_failed(self, only_retryable: bool = False) -> int:
+        where = "state = ? AND retryable = 1" if only_retryable else "state = ?"
+        cur = self.db.execute(f"UPDATE items SET state='{QUEUED}' WHERE {where}", (FAILED,))
+        return cur.rowcount
+
+    # --- dedup and sorting ----------------------------------------------------------------
+    def set_phash(self, item_id: int, phash: str) -> None:
+        self.db.execute("UPDATE items SET phash=? WHERE id=?", (phash, item_id))
+
+    def set_cluster(self, item_id: int, cluster: str, duplicate_of: int | None) -> None:
+        self.db.execute("UPDATE items SET cluster=?, duplicate_of=? WHERE id=?",
+                        (cluster, duplicate_of, item_id))
+
+    def set_label(self, item_id: int, label: str | None, reason: str,
+                  review: str | None) -> None:
+        self.db.execute("UPDATE items SET label=?, label_reason=?, review=? WHERE id=?",
+                        (label, reason, review, item_id))
+
+    def set_decision(self, item_id: int, decision: str | None) -> None:
+        """A person's decision: a class name, 'reject', or None to undo."""
+        self.db.execute("UPDATE items SET decision=? WHERE id=?", (decision, item_id))

@@ -1,0 +1,122 @@
+"""Terminal output for the CLI: rich progress bars per stage and the closing summary tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from acnedata.pipeline import PortalReport, Summary
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class RateColumn(ProgressColumn):
+    """Items per second (rich's own speed column counts bytes)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:6.1f}/s" if speed else "", style="progress.data.speed")
+
+
+class _Bar:
+    def __init__(self, progress: Progress, task: int):
+        self.progress, self.task = progress, task
+
+    def advance(self, n: int = 1) -> None:
+        self.progress.advance(self.task, n)
+
+    def set_total(self, total: int) -> None:
+        self.progress.update(self.task, total=total)
+
+
+class RichReporter:
+    """One progress bar per stage, with rate and ETA; notes printed above the bars."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+
+    @contextmanager
+    def stage(self, name: str, total: int | None = None) -> Iterator[_Bar]:
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description:<13}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RateColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=False,
+            disable=self.quiet,
+        )
+        with progress:
+            task = progress.add_task(name, total=total)
+            yield _Bar(progress, task)
+            if total is None:
+                progress.update(task, total=progress.tasks[0].completed)
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            err_console.print(f"[dim]{message}[/dim]")
+
+
+def portal_table(report: PortalReport) -> Table:
+    table = Table(title="Existing datasets (portal check)", show_lines=False)
+    for col in ("portal", "dataset", "licence", "size", "verdict", "url"):
+        table.add_column(col, overflow="fold")
+    for h in report.hits:
+        size = f"{h.size / 1e6:.1f} MB" if h.size else "?"
+        verdict = "[green]fits[/green]" if h.fits else f"no: {h.reason}"
+        table.add_row(h.portal, h.title or h.name, h.spdx, size, verdict, h.url)
+    if not report.hits:
+        table.add_row("-", "no datasets found", "", "", "", "")
+    return table
+
+
+def summary_tables(s: Summary) -> list[Table]:
+    main = Table(title="Collection summary")
+    main.add_column("stage")
+    main.add_column("figure", justify="right")
+    main.add_column("detail", overflow="fold")
+    main.add_row("found", str(s.found), f"{s.requests} HTTP requests this run")
+    main.add_row("rejected by licence", str(s.states.get("rejected", 0)),
+                 "; ".join(f"{n}× {r}" for r, n in s.rejected_reasons[:3]))
+    main.add_row("failed downloads", str(s.states.get("failed", 0)),
+                 "; ".join(f"{n}× {r}" for r, n in s.failed_reasons[:4]))
+    main.add_row("stored", str(s.states.get("stored", 0)), "")
+    main.add_row("duplicates", str(s.duplicates),
+                 f"in {s.clusters_with_duplicates} clusters; one kept per cluster")
+    main.add_row("conflicts", str(s.conflicts), "cross-class: kept out until reviewed")
+    main.add_row("in review", str(s.review),
+                 "; ".join(f"{n}× {r}" for r, n in s.review_reasons[:3]))
+    main.add_row("in manifest", str(sum(s.per_class.values())),
+                 str(s.manifest) if s.manifest else "")
+    per_class = Table(title="Kept per class")
+    per_class.add_column("class")
+    per_class.add_column("images", justify="right")
+    for name, n in s.per_class.items():
+        per_class.add_row(name, str(n))
+    tables = [main, per_class]
+    if s.source_errors:
+        errors = Table(title="Source errors (the run went on without them)")
+        errors.add_column("source: error", overflow="fold")
+        for e in s.source_errors:
+            errors.add_row(e)
+        tables.append(errors)
+    return tables

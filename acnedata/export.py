@@ -1,0 +1,126 @@
+"""Catalog → manifest.json, ATTRIBUTION.md and attribution.csv; and `verify` of a written manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from acnedata import __version__
+from acnedata.catalog import STORED, Catalog
+from acnedata.licensing import terms, write_attribution
+from acnedata.manifest import SCHEMA_VERSION, load_manifest, resolve_path, write_manifest
+from acnedata.spec import DatasetSpec
+
+
+def final_label(row: sqlite3.Row) -> str | None:
+    """The class an item ends with: a person's decision wins; review items have none until then."""
+    decision = row["decision"]
+    if decision == "reject":
+        return None
+    if decision:
+        return decision
+    return None if row["review"] else row["label"]
+
+
+def manifest_rows(catalog: Catalog) -> list[sqlite3.Row]:
+    """Stored representatives (one per duplicate cluster) with a final class."""
+    rows = catalog.items("state = ? AND duplicate_of IS NULL AND cluster IS NOT NULL", (STORED,))
+    return [r for r in rows if final_label(r) and r["verdict"] in ("allow", "review")
+            and (r["verdict"] == "allow" or r["decision"])]
+
+
+def item_record(row: sqlite3.Row) -> dict[str, Any]:
+    spdx = row["spdx"] or "NOASSERTION"
+    t = terms(spdx)
+    record: dict[str, Any] = {
+        "id": row["key"],
+        "file": row["file"],
+        "sha256": row["sha256"],
+        "original_sha256": row["original_sha256"],
+        "width": row["width"],
+        "height": row["height"],
+        "format": row["format"],
+        "label": final_label(row),
+        "label_reason": (f"reviewed: {row['decision']}" if row["decision"]
+                         else row["label_reason"] or ""),
+        "cluster": row["cluster"],
+        "phash": row["phash"] or "",
+        "source": {
+            "name": row["source"],
+            "url": row["url"],
+            "page_url": row["page_url"],
+            "title": row["title"],
+            "query": row["query"],
+            "retrieved_at": row["retrieved_at"],
+        },
+        "licence": {
+            "spdx": spdx,
+            "url": row["licence_url"] or t.url,
+            "author": row["author"],
+            "attribution": row["attribution"],
+            "no_derivatives": bool(row["no_derivatives"]),
+            "commercial": t.commercial,
+        },
+    }
+    return record
+
+
+def build_manifest(catalog: Catalog, spec: DatasetSpec) -> dict[str, Any]:
+    items = [item_record(r) for r in manifest_rows(catalog)]
+    per_class = {c: 0 for c in spec.class_names}
+    for item in items:
+        per_class[item["label"]] = per_class.get(item["label"], 0) + 1
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": spec.name,
+        "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "tool": {"name": "acnedata", "version": __version__},
+        "spec": {"name": spec.name, "path": spec.path, "sha256": spec.sha256},
+        "classes": [{"name": c.name, "aliases": list(c.aliases), "icd10": c.icd10}
+                    for c in spec.classes],
+        "licence_policy": spec.policy.as_dict(),
+        "portals": catalog.get_meta("portals", {}).get("hits", []),
+        "counts": {"items": len(items), "per_class": per_class,
+                   **catalog.count_by("state")},
+        "items": items,
+    }
+
+
+def export(catalog: Catalog, spec: DatasetSpec, out_dir: Path) -> Path:
+    """Write manifest.json (validated, atomic) and the attribution files beside it."""
+    data = build_manifest(catalog, spec)
+    path = write_manifest(out_dir / "manifest.json", data)
+    write_attribution(out_dir, data["items"], dataset_name=spec.name)
+    return path
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.changed
+
+
+def verify(path: str | Path) -> VerifyReport:
+    """Re-hash every file the manifest names; list what is missing or changed."""
+    manifest = load_manifest(resolve_path(path))
+    report = VerifyReport()
+    for item in manifest.items:
+        file = manifest.file_path(item)
+        report.checked += 1
+        try:
+            digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        except OSError:
+            report.missing.append(item["file"])
+            continue
+        if digest != item["sha256"]:
+            report.changed.append(item["file"])
+    return report

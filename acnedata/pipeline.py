@@ -1,0 +1,360 @@
+"""The one place that wires the stages: portals → search → licence gate → download → dedup → sort → manifest."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from acnedata import dedup, licensing, sorting
+from acnedata.catalog import FAILED, FOUND, QUEUED, REJECTED, STORED, Catalog
+from acnedata.download import download_queued
+from acnedata.errors import AcnedataError, NetworkError
+from acnedata.export import export, final_label
+from acnedata.http import HttpConfig, PoliteSession, is_public_host
+from acnedata.images import load_rgb
+from acnedata.portals import PORTALS, PortalContext, PortalHit
+from acnedata.sources import SOURCES, SearchContext
+from acnedata.spec import DatasetSpec, spec_from_text
+
+
+class StageProgress(Protocol):
+    def advance(self, n: int = 1) -> None: ...
+    def set_total(self, total: int) -> None: ...
+
+
+class Reporter(Protocol):
+    """How stages report progress; the CLI shows rich progress bars, the library stays quiet."""
+
+    def stage(self, name: str, total: int | None = None) -> Any: ...  # context → StageProgress
+    def note(self, message: str) -> None: ...
+
+
+class _NullProgress:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def set_total(self, total: int) -> None:
+        pass
+
+
+class NullReporter:
+    @contextmanager
+    def stage(self, name: str, total: int | None = None) -> Iterator[StageProgress]:
+        yield _NullProgress()
+
+    def note(self, message: str) -> None:
+        pass
+
+
+@dataclass
+class PortalReport:
+    hits: list[PortalHit] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "portal: why", one line each
+
+    @property
+    def fitting(self) -> list[PortalHit]:
+        return [h for h in self.hits if h.fits]
+
+
+@dataclass
+class Summary:
+    """The figures `collect` ends with; all read back from the catalog, never estimated."""
+
+    found: int
+    states: dict[str, int]
+    rejected_reasons: list[tuple[str, int]]
+    failed_reasons: list[tuple[str, int]]
+    duplicates: int
+    clusters_with_duplicates: int
+    conflicts: int
+    review: int
+    review_reasons: list[tuple[str, int]]
+    per_class: dict[str, int]
+    source_errors: list[str]
+    manifest: Path | None = None
+    portal_fit: list[PortalHit] = field(default_factory=list)
+    stopped_for_portal: bool = False
+    requests: int = 0
+
+
+class Collector:
+    """Runs the stages against one output folder; every stage resumes from the catalog."""
+
+    def __init__(self, spec: DatasetSpec, out_dir: str | Path, *,
+                 reporter: Reporter | None = None, session: PoliteSession | None = None):
+        self.spec = spec
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.reporter = reporter or NullReporter()
+        self.catalog = Catalog.open(self.out)
+        self._remember_spec()
+        self.session = session or PoliteSession(HttpConfig.from_spec(spec))
+
+    @classmethod
+    def reopen(cls, out_dir: str | Path, *, contact: str | None = None,
+               reporter: Reporter | None = None) -> Collector:
+        """A collector for an existing output folder, with the spec stored in its catalog."""
+        catalog_path = Path(out_dir) / "catalog.sqlite"
+        if not catalog_path.is_file():
+            raise AcnedataError(f"{out_dir}: no catalog.sqlite here; run `acnedata collect SPEC "
+                                f"--out {out_dir}` first")
+        cat = Catalog(catalog_path)
+        text, where = cat.get_meta("spec_text"), cat.get_meta("spec_path", "<catalog>")
+        cat.close()
+        if not text:
+            raise AcnedataError(f"{out_dir}: the catalog holds no spec; run collect again")
+        spec = spec_from_text(text, where=where, contact=contact)
+        return cls(spec, out_dir, reporter=reporter)
+
+    def close(self) -> None:
+        self.session.close()
+        self.catalog.close()
+
+    def __enter__(self) -> Collector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _remember_spec(self) -> None:
+        if self.spec.text:
+            self.catalog.set_meta("spec_text", self.spec.text)
+            self.catalog.set_meta("spec_path", self.spec.path)
+
+    def check_contact(self) -> None:
+        """Public APIs are never called without a contact: fail before the first request."""
+        if self.spec.contact:
+            return
+        for src in self.spec.sources.values():
+            host = urlparse(src.base_url).hostname
+            if host and is_public_host(host):
+                raise NetworkError(
+                    f"{src.base_url}: no contact given; public APIs are not called without one "
+                    "— pass --contact you@example.org or set contact = \"...\" in the spec")
+
+    # --- 1. portals -----------------------------------------------------------------------
+    def check_portals(self) -> PortalReport:
+        report = PortalReport()
+        portals = self.spec.portals()
+        with self.reporter.stage("portals", total=len(portals)) as progress:
+            for src in portals:
+                portal_cls = PORTALS.get(src.name)
+                if portal_cls is None:
+                    report.skipped.append(f"{src.name}: not supported yet")
+                else:
+                    ctx = PortalContext(self.spec, src, self.session)
+                    try:
+                        hits = portal_cls().search(ctx)
+                        report.hits.extend(h.judge(self.spec) for h in hits)
+                    except AcnedataError as exc:
+                        report.skipped.append(f"{src.name}: {exc}")
+                progress.advance()
+        self.catalog.set_meta("portals", {
+            "spec_sha256": self.spec.sha256,
+            "hits": [h.as_dict() for h in report.hits],
+            "skipped": report.skipped,
+        })
+        return report
+
+    # --- 2. search ------------------------------------------------------------------------
+    def search(self) -> dict[str, int]:
+        """Ask every image source for candidates; a source already searched is not asked again."""
+        counts: Counter[str] = Counter()
+        errors: list[str] = []
+        failures: list[AcnedataError] = []
+        sources = self.spec.image_sources()
+        with self.reporter.stage("search", total=None) as progress:
+            for src in sources:
+                done_key = f"search_done:{src.name}"
+                if self.catalog.get_meta(done_key) == self.spec.sha256:
+                    continue
+                source_cls = SOURCES.get(src.name)
+                if source_cls is None:
+                    errors.append(f"{src.name}: not supported yet")
+                    continue
+                ctx = SearchContext(self.spec, src, self.session)
+                try:
+                    batch = 0
+                    self.catalog.db.execute("BEGIN")
+                    for cand in source_cls().candidates(ctx):
+                        _, new = self.catalog.add_candidate(cand)
+                        counts["new" if new else "again"] += 1
+                        progress.advance()
+                        batch += 1
+                        if batch % 50 == 0:  # commit in batches: a kill loses at most 50 finds
+                            self.catalog.db.execute("COMMIT")
+                            self.catalog.db.execute("BEGIN")
+                    self.catalog.db.execute("COMMIT")
+                    self.catalog.set_meta(done_key, self.spec.sha256)
+                except AcnedataError as exc:
+                    self.catalog.db.execute("COMMIT")
+                    errors.append(f"{src.name}: {exc}")
+                    failures.append(exc)
+                except BaseException:
+                    self.catalog.db.execute("COMMIT")
+                    raise
+        previous = [e for e in self.catalog.get_meta("source_errors", [])
+                    if e.split(":")[0] not in {s.name for s in sources}]
+        self.catalog.set_meta("source_errors", previous + errors)
+        if failures and len(failures) == len(sources) and not self.catalog.count():
+            raise failures[0]  # nothing to go on with: the user must fix this first
+        return dict(counts)
+
+    # --- 3. legal gate --------------------------------------------------------------------
+    def gate(self) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        rows = self.catalog.items("state = ?", (FOUND,))
+        with self.reporter.stage("licence gate", total=len(rows)) as progress, \
+                self.catalog.transaction():
+            for row in rows:
+                raw = _json(row["licence_raw"])
+                spdx = licensing.normalise_fields(raw, source=row["source"])
+                verdict = licensing.verdict(spdx, self.spec.policy)
+                refusal = licensing.refused_host(row["page_url"] or "") or \
+                    licensing.refused_host(row["url"])
+                decision, reason = verdict.decision, verdict.reason
+                if refusal:
+                    decision, reason = "reject", refusal
+                t = licensing.terms(spdx)
+                self.catalog.set_verdict(
+                    row["id"], spdx=spdx, licence_url=_licence_url(raw) or t.url,
+                    verdict=decision, reason=reason, no_derivatives=verdict.no_derivatives,
+                    commercial=t.commercial)
+                counts[decision] += 1
+                progress.advance()
+        return dict(counts)
+
+    # --- 4. download ----------------------------------------------------------------------
+    def download(self, *, retry_failed: bool = False) -> dict[str, int]:
+        if retry_failed:
+            self.catalog.requeue_failed()
+        total = len(self.catalog.items("state = ?", (QUEUED,)))
+        with self.reporter.stage("download", total=total) as progress:
+            return download_queued(self.catalog, self.session, self.out, self.spec.limits,
+                                   workers=self.spec.network.concurrency,
+                                   on_done=lambda _o: progress.advance())
+
+    # --- 5. dedup -------------------------------------------------------------------------
+    def dedup(self) -> dict[str, int]:
+        rows = self.catalog.items("state = ?", (STORED,))
+        need_hash = [r for r in rows if not r["phash"]]
+        with self.reporter.stage("hash", total=len(need_hash)) as progress:
+            for row in need_hash:
+                try:
+                    self.catalog.set_phash(row["id"],
+                                           dedup.perceptual_hash(load_rgb(self.out / row["file"])))
+                except OSError as exc:
+                    self.catalog.mark_failed(row["id"], f"stored file unreadable: {exc}")
+                progress.advance()
+        rows = self.catalog.items("state = ?", (STORED,))
+        items = [dedup.DedupItem(key=r["id"], sha256=r["sha256"], phash=r["phash"],
+                                 pixel_sha256=r["pixel_sha256"], rank=_rank(r)) for r in rows]
+        clusters = dedup.cluster_items(items, self.spec.phash_threshold)
+        dupes = 0
+        with self.catalog.transaction():
+            for item_id, (cluster_id, rep) in clusters.items():
+                duplicate_of = None if rep == item_id else rep
+                dupes += duplicate_of is not None
+                self.catalog.set_cluster(item_id, cluster_id, duplicate_of)
+        return {"stored": len(rows), "duplicates": dupes,
+                "clusters": len({c for c, _ in clusters.values()})}
+
+    # --- 6. sort --------------------------------------------------------------------------
+    def sort(self) -> dict[str, int]:
+        rows = self.catalog.items("state = ? AND cluster IS NOT NULL", (STORED,))
+        found_for = self.catalog.all_classes()
+        cluster_classes: dict[str, set[str]] = {}
+        for r in rows:
+            cluster_classes.setdefault(r["cluster"], set()).update(found_for.get(r["id"], []))
+        counts: Counter[str] = Counter()
+        with self.reporter.stage("sort", total=len(rows)) as progress, \
+                self.catalog.transaction():
+            for r in rows:
+                texts = [r["title"] or "", r["description"] or "", *_json(r["tags"], [])]
+                licence_review = (f"licence {r['spdx']} needs a person's check"
+                                  if r["verdict"] == "review" else None)
+                a = sorting.assign(self.spec, found_for=found_for.get(r["id"], []),
+                                   cluster_classes=cluster_classes[r["cluster"]], texts=texts,
+                                   query=r["query"], licence_review=licence_review)
+                self.catalog.set_label(r["id"], a.label, a.reason, a.review)
+                counts["review" if a.review else "assigned"] += 1
+                progress.advance()
+        return dict(counts)
+
+    # --- 7. manifest ----------------------------------------------------------------------
+    def write_manifest(self) -> Path:
+        with self.reporter.stage("manifest", total=1) as progress:
+            path = export(self.catalog, self.spec, self.out)
+            progress.advance()
+        return path
+
+    # --- everything -----------------------------------------------------------------------
+    def collect(self, *, collect_anyway: bool = False, retry_failed: bool = False) -> Summary:
+        self.check_contact()
+        portals = self.check_portals()
+        for line in portals.skipped:
+            self.reporter.note(f"portal skipped — {line}")
+        if portals.fitting and not collect_anyway:
+            summary = self.summary()
+            summary.portal_fit = portals.fitting
+            summary.stopped_for_portal = True
+            return summary
+        self.search()
+        self.gate()
+        self.download(retry_failed=retry_failed)
+        self.dedup()
+        self.sort()
+        path = self.write_manifest()
+        summary = self.summary()
+        summary.manifest = path
+        return summary
+
+    def summary(self) -> Summary:
+        cat = self.catalog
+        rows = cat.items("state = ?", (STORED,))
+        reps = [r for r in rows if r["duplicate_of"] is None and r["cluster"]]
+        dup_clusters = {r["cluster"] for r in rows if r["duplicate_of"] is not None}
+        per_class = Counter(final_label(r) for r in reps if final_label(r)
+                            and (r["verdict"] == "allow" or r["decision"]))
+        review = [r for r in reps if r["review"] and not r["decision"]]
+        return Summary(
+            found=cat.count(),
+            states=cat.count_by("state"),
+            rejected_reasons=cat.top_reasons(REJECTED),
+            failed_reasons=cat.top_reasons(FAILED),
+            duplicates=sum(r["duplicate_of"] is not None for r in rows),
+            clusters_with_duplicates=len(dup_clusters),
+            conflicts=sum(1 for r in review if (r["review"] or "").startswith("cross-class")),
+            review=len(review),
+            review_reasons=Counter(r["review"] for r in review).most_common(5),
+            per_class={c: per_class.get(c, 0) for c in self.spec.class_names},
+            source_errors=cat.get_meta("source_errors", []),
+            requests=self.session.request_count(),
+        )
+
+
+def _rank(row: Any) -> tuple:
+    """Representative order: largest resolution, then most permissive licence, then first found."""
+    t = licensing.terms(row["spdx"] or "NOASSERTION")
+    permissive = (t.commercial is True) + t.derivatives + (not t.share_alike)
+    return (-(row["width"] or 0) * (row["height"] or 0), -permissive, row["id"])
+
+
+def _licence_url(raw: dict[str, Any]) -> str | None:
+    for key in ("LicenseUrl", "license_url", "licence_url"):
+        if raw.get(key):
+            return str(raw[key])
+    return None
+
+
+def _json(text: str | None, default: Any = None) -> Any:
+    import json
+
+    if not text:
+        return {} if default is None else default
+    return json.loads(text)

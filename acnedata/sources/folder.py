@@ -1,0 +1,83 @@
+"""Local-folder source: one subfolder per class, optional sidecar JSON with licence fields."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from acnedata.errors import SourceError
+from acnedata.sources.base import Candidate, SearchContext, label_for, option_path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp"}
+
+
+def folder_candidates(root: Path, *, licence: str | None = None, author: str | None = None,
+                      page_url: str | None = None, label_map=None,
+                      citation: str | None = None) -> Iterator[Candidate]:
+    """Every image under root/<class>/..., labelled by its first-level folder.
+
+    A sidecar `<image>.json` (or `<class>/licence.json` for the whole folder) may give
+    licence, licence_url, author, page_url and title; it wins over the defaults passed in.
+    """
+    if not root.is_dir():
+        raise SourceError(f"{root}: folder not found; give a folder with one subfolder per class")
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise SourceError(f"{root}: no class subfolders; put images in {root}/<class>/")
+    for class_dir in classes:
+        label = class_dir.name
+        if label_map is not None:
+            label = label_map(label)
+            if label is None:
+                continue  # a folder that names no class of the spec
+        folder_meta = _sidecar(class_dir / "licence.json")
+        for path in sorted(class_dir.rglob("*")):
+            if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+                continue
+            meta = {**folder_meta, **_sidecar(path.with_name(path.name + ".json")),
+                    **_sidecar(path.with_suffix(".json"))}
+            raw = {"licence": meta.get("licence") or meta.get("license") or licence or ""}
+            if meta.get("licence_url") or meta.get("license_url"):
+                raw["licence_url"] = meta.get("licence_url") or meta.get("license_url")
+            if citation:
+                raw["citation"] = citation
+            rel = path.relative_to(root).as_posix()
+            yield Candidate(
+                source="folder",
+                source_id=rel,
+                url=path.resolve().as_uri(),
+                page_url=meta.get("page_url") or page_url,
+                title=meta.get("title") or path.stem,
+                author=meta.get("author") or author,
+                licence_raw={k: v for k, v in raw.items() if v},
+                label_hint=label,
+                searched_class=label,
+            )
+
+
+def _sidecar(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SourceError(f"{path}: sidecar is not valid JSON ({exc}); fix or remove it") from None
+    return data if isinstance(data, dict) else {}
+
+
+class FolderSource:
+    """Reads `[sources.folder] path` (and optional licence/author defaults)."""
+
+    name = "folder"
+
+    def candidates(self, ctx: SearchContext) -> Iterator[Candidate]:
+        opts = ctx.source.options
+        yield from folder_candidates(
+            option_path(ctx, "path"),
+            licence=opts.get("licence") or opts.get("license"),
+            author=opts.get("author"),
+            page_url=opts.get("page_url"),
+            label_map=lambda lab: label_for(ctx.spec, lab),
+        )

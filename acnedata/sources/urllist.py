@@ -1,0 +1,88 @@
+"""URL-list source: a CSV or JSON Lines file of image URLs with optional licence and label columns."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from acnedata.errors import SourceError
+from acnedata.sources.base import Candidate, SearchContext, label_for, option_path
+
+# Accepted column spellings → our field names.
+COLUMN_ALIASES = {
+    "url": "url", "licence": "licence", "license": "licence", "licence_url": "licence_url",
+    "license_url": "licence_url", "author": "author", "creator": "author", "page": "page_url",
+    "page_url": "page_url", "title": "title", "label": "label", "class": "label",
+}
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """Rows of a .csv or .jsonl/.json-lines file with column names normalised; one-line errors."""
+    if not path.is_file():
+        raise SourceError(f"{path}: URL list not found; give a CSV or JSON Lines file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path}: cannot read URL list ({exc})") from None
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                raise SourceError(f"{path}:{n}: not a JSON object per line; "
+                                  "write one {\"url\": ...} object per line") from None
+            if not isinstance(obj, dict):
+                raise SourceError(f"{path}:{n}: expected a JSON object with a url")
+            rows.append(obj)
+    else:
+        rows = list(csv.DictReader(text.splitlines()))
+    out = []
+    for n, row in enumerate(rows, 1):
+        norm = {COLUMN_ALIASES.get(str(k).strip().lower(), str(k).strip().lower()): _str(v)
+                for k, v in row.items() if k is not None}
+        if not norm.get("url"):
+            raise SourceError(f"{path}: row {n} has no url; every row needs a url column")
+        out.append(norm)
+    return out
+
+
+def _str(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def rows_to_candidates(rows: list[dict[str, str]], *, label_map=None) -> Iterator[Candidate]:
+    """Candidates from normalised rows; `label_map` maps a row label onto a class name."""
+    for row in rows:
+        raw = {k: row[k] for k in ("licence", "licence_url") if row.get(k)}
+        label = row.get("label") or None
+        if label and label_map is not None:
+            label = label_map(label) or label
+        yield Candidate(
+            source="urllist",
+            source_id=row["url"],
+            url=row["url"],
+            page_url=row.get("page_url") or None,
+            title=row.get("title") or None,
+            author=row.get("author") or None,
+            licence_raw=raw,
+            label_hint=label,
+            searched_class=label,
+        )
+
+
+class UrlListSource:
+    """Reads `[sources.urllist] path`; the label column (if any) names the class."""
+
+    name = "urllist"
+
+    def candidates(self, ctx: SearchContext) -> Iterator[Candidate]:
+        path = option_path(ctx, "path")
+        yield from rows_to_candidates(read_rows(path),
+                                      label_map=lambda lab: label_for(ctx.spec, lab))
+

@@ -1,0 +1,77 @@
+"""The catalog on disk: states, class bookkeeping, reopening, and refusing a foreign file."""
+
+import sqlite3
+
+import pytest
+
+from acnedata.catalog import QUEUED, REJECTED, STORED, Catalog
+from acnedata.errors import CatalogError
+from acnedata.sources.base import Candidate
+
+
+def cand(source_id: str, klass: str, query: str = "q") -> Candidate:
+    return Candidate(source="commons", source_id=source_id, url=f"http://h/{source_id}.jpg",
+                     title=f"T {source_id}", licence_raw={"LicenseShortName": "CC BY 4.0"},
+                     query=query, searched_class=klass)
+
+
+def test_candidate_found_twice_keeps_one_row_and_both_classes(tmp_path):
+    with Catalog.open(tmp_path) as cat:
+        first, new1 = cat.add_candidate(cand("1", "papular", "papular acne"))
+        again, new2 = cat.add_candidate(cand("1", "pustular", "pustular acne"))
+        assert (new1, new2) == (True, False)
+        assert first == again
+        assert cat.classes_of(first) == ["papular", "pustular"]
+        row = cat.item(first)
+        assert row["searched_class"] == "papular"
+        assert row["state"] == "found"
+
+
+def test_states_survive_reopening_and_verdicts_never_undo_a_download(tmp_path):
+    with Catalog.open(tmp_path) as cat:
+        a, _ = cat.add_candidate(cand("a", "papular"))
+        b, _ = cat.add_candidate(cand("b", "papular"))
+        cat.set_verdict(a, spdx="CC-BY-4.0", licence_url=None, verdict="allow", reason="ok",
+                        no_derivatives=False, commercial=True)
+        cat.set_verdict(b, spdx="CC-BY-NC-ND-4.0", licence_url=None, verdict="reject",
+                        reason="nd", no_derivatives=True, commercial=False)
+        cat.mark_stored(a, file="images/ab/x.jpg", sha256="ab" * 32, original_sha256="ab" * 32,
+                        pixel_sha256=None, fmt="JPEG", width=10, height=10, size=100)
+        # A second gate pass must not send a stored item back to the queue.
+        cat.set_verdict(a, spdx="CC-BY-4.0", licence_url=None, verdict="allow", reason="ok",
+                        no_derivatives=False, commercial=True)
+        cat.set_meta("k", {"x": [1, 2]})
+    with Catalog.open(tmp_path) as cat:
+        assert cat.item(a)["state"] == STORED
+        assert cat.item(b)["state"] == REJECTED
+        assert cat.item(b)["verdict_reason"] == "nd"
+        assert cat.get_meta("k") == {"x": [1, 2]}
+        assert cat.count_by("state") == {"stored": 1, "rejected": 1}
+        assert cat.top_reasons(REJECTED) == [("nd", 1)]
+
+
+def test_failed_items_can_be_requeued(tmp_path):
+    with Catalog.open(tmp_path) as cat:
+        a, _ = cat.add_candidate(cand("a", "papular"))
+        b, _ = cat.add_candidate(cand("b", "papular"))
+        cat.mark_failed(a, "http 503", retryable=True)
+        cat.mark_failed(b, "http 404")
+        assert cat.requeue_failed(only_retryable=True) == 1
+        assert cat.item(a)["state"] == QUEUED
+        assert cat.item(a)["attempts"] == 1
+        assert cat.requeue_failed() == 1
+
+
+def test_not_a_catalog_gets_one_line(tmp_path):
+    (tmp_path / "catalog.sqlite").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(CatalogError, match="not a usable catalog"):
+        Catalog.open(tmp_path)
+
+
+def test_newer_schema_refused(tmp_path):
+    with Catalog.open(tmp_path) as cat:
+        cat.set_meta("schema_version", 99)
+    with pytest.raises(CatalogError, match="schema 99"):
+        Catalog.open(tmp_path)
+    assert sqlite3.connect(tmp_path / "catalog.sqlite").execute(
+        "PRAGMA journal_mode").fetchone()[0] == "wal"
