@@ -19,7 +19,7 @@ from acnedata.http import HttpConfig, PoliteSession, is_public_host
 from acnedata.images import load_rgb
 from acnedata.portals import PORTALS, PortalContext, PortalHit
 from acnedata.sources import SOURCES, SearchContext
-from acnedata.spec import DatasetSpec, spec_from_text
+from acnedata.spec import DatasetSpec, spec_from_dict
 
 
 class StageProgress(Protocol):
@@ -104,11 +104,13 @@ class Collector:
             raise AcnedataError(f"{out_dir}: no catalog.sqlite here; run `acnedata collect SPEC "
                                 f"--out {out_dir}` first")
         cat = Catalog(catalog_path)
-        text, where = cat.get_meta("spec_text"), cat.get_meta("spec_path", "<catalog>")
+        raw, where = cat.get_meta("spec_raw"), cat.get_meta("spec_path", "<catalog>")
+        sha = cat.get_meta("spec_sha256")
+        contact = contact or cat.get_meta("contact")  # given once at collect, kept for resumes
         cat.close()
-        if not text:
+        if not raw:
             raise AcnedataError(f"{out_dir}: the catalog holds no spec; run collect again")
-        spec = spec_from_text(text, where=where, contact=contact)
+        spec = spec_from_dict(raw, where=where, contact=contact, sha256=sha)
         return cls(spec, out_dir, reporter=reporter)
 
     def close(self) -> None:
@@ -122,9 +124,12 @@ class Collector:
         self.close()
 
     def _remember_spec(self) -> None:
-        if self.spec.text:
-            self.catalog.set_meta("spec_text", self.spec.text)
+        if self.spec.raw:
+            self.catalog.set_meta("spec_raw", self.spec.raw)
             self.catalog.set_meta("spec_path", self.spec.path)
+            self.catalog.set_meta("spec_sha256", self.spec.sha256)
+        if self.spec.contact:
+            self.catalog.set_meta("contact", self.spec.contact)
 
     def check_contact(self) -> None:
         """Public APIs are never called without a contact: fail before the first request."""

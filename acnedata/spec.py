@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -119,7 +120,7 @@ class DatasetSpec:
     sort_margin: float = 1.0
     path: str = ""
     sha256: str = ""
-    text: str = field(default="", repr=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)  # as parsed, for the catalog
 
     @property
     def class_names(self) -> list[str]:
@@ -161,9 +162,18 @@ def spec_from_text(text: str, *, where: str = "<spec>", contact: str | None = No
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{where}: not valid TOML ({exc}); fix the syntax at that line") from None
+    return spec_from_dict(raw, where=where, contact=contact,
+                          sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def spec_from_dict(raw: dict[str, Any], *, where: str = "<spec>", contact: str | None = None,
+                   sha256: str | None = None) -> DatasetSpec:
+    """A spec from plain data: parsed TOML, the copy kept in a catalog, or one built in code."""
     spec = parse_spec(raw, where=where)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    overrides: dict[str, Any] = {"path": where, "sha256": digest, "text": text}
+    if sha256 is None:
+        canonical = json.dumps(raw, sort_keys=True, ensure_ascii=False)
+        sha256 = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    overrides: dict[str, Any] = {"path": where, "sha256": sha256, "raw": raw}
     if contact:
         overrides["contact"] = contact
     return replace(spec, **overrides)

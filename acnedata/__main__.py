@@ -1,0 +1,5 @@
+"""`python -m acnedata` runs the CLI."""
+
+from acnedata.cli import main
+
+main()
