@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +56,25 @@ def _str(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
-def rows_to_candidates(rows: list[dict[str, str]], *, label_map=None) -> Iterator[Candidate]:
-    """Candidates from normalised rows; `label_map` maps a row label onto a class name."""
+def rows_to_candidates(rows: list[dict[str, str]], *,
+                       label_map: Callable[[str], str | None] | None = None,
+                       default_label: str | None = None,
+                       default_licence: str | None = None) -> Iterator[Candidate]:
+    """Candidates from normalised rows.
+
+    `label_map` maps a row's label onto a class name; a label that names no class is kept as a
+    tag so the item goes to review instead of silently joining some class.
+    """
     for row in rows:
         raw = {k: row[k] for k in ("licence", "licence_url") if row.get(k)}
-        label = row.get("label") or None
-        if label and label_map is not None:
-            label = label_map(label) or label
+        if not raw and default_licence:
+            raw = {"licence": default_licence}
+        given = row.get("label") or None
+        label = given
+        if given and label_map is not None:
+            label = label_map(given)
+        if not given:
+            label = default_label
         yield Candidate(
             source="urllist",
             source_id=row["url"],
@@ -73,6 +85,7 @@ def rows_to_candidates(rows: list[dict[str, str]], *, label_map=None) -> Iterato
             licence_raw=raw,
             label_hint=label,
             searched_class=label,
+            tags=[f"label:{given}"] if given and not label else [],
         )
 
 
@@ -82,7 +95,11 @@ class UrlListSource:
     name = "urllist"
 
     def candidates(self, ctx: SearchContext) -> Iterator[Candidate]:
-        path = option_path(ctx, "path")
-        yield from rows_to_candidates(read_rows(path),
-                                      label_map=lambda lab: label_for(ctx.spec, lab))
+        opts = ctx.source.options
+        yield from rows_to_candidates(
+            read_rows(option_path(ctx, "path")),
+            label_map=lambda lab: label_for(ctx.spec, lab),
+            default_label=label_for(ctx.spec, opts.get("default_label")),
+            default_licence=opts.get("licence") or opts.get("license"),
+        )
 
