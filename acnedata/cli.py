@@ -125,6 +125,49 @@ def demo(
 
 @app.command()
 @user_errors
+def fetch(
+    urls: Annotated[Path, typer.Argument(help="CSV or JSON Lines: url, optional label, licence, "
+                                         "author, page_url, title.")],
+    out: OutOpt,
+    contact: ContactOpt = None,
+    allow_private: Annotated[bool, typer.Option(
+        help="Allow loopback/private addresses.")] = False,
+    licence: Annotated[str | None, typer.Option(
+        help="Licence (SPDX) you state for rows that name none, e.g. your own photos.")] = None,
+    allow: Annotated[list[str] | None, typer.Option(
+        help="Accepted SPDX ids or patterns (repeatable; default CC0, PDM, CC-BY, CC-BY-SA).")
+    ] = None,
+    noncommercial: Annotated[bool, typer.Option(help="Accept non-commercial licences.")] = False,
+    no_derivatives: Annotated[bool, typer.Option(help="Accept no-derivatives licences.")] = False,
+    noassertion: Annotated[str, typer.Option(
+        help="Rows with no recognisable licence: review or reject.")] = "review",
+    workers: Annotated[int, typer.Option(help="Concurrent downloads.")] = 8,
+    retry_failed: Annotated[bool, typer.Option(help="Retry items whose download failed.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Download a URL list without a spec; rerunning resumes. Writes catalog, images, manifest."""
+    from acnedata.console import RichReporter
+    from acnedata.fetch import url_list_spec
+    from acnedata.pipeline import Collector
+
+    if noassertion not in ("review", "reject"):
+        raise AcnedataError(f"--noassertion {noassertion}: use review or reject")
+    spec = url_list_spec(urls, allow_private=allow_private, contact=contact or "", allow=allow,
+                         noncommercial=noncommercial, no_derivatives=no_derivatives,
+                         noassertion=noassertion, licence=licence, workers=workers)
+    with Collector(spec, out, reporter=RichReporter(quiet)) as col:
+        col.search()
+        col.gate()
+        col.download(retry_failed=retry_failed)
+        col.dedup()
+        col.sort()
+        summary = col.summary()
+        summary.manifest = col.write_manifest()
+    _print_summary(summary)
+
+
+@app.command()
+@user_errors
 def portals(
     spec: Annotated[str, typer.Argument(help="A spec .toml file or a built-in spec name.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for portals.json.")] = Path("."),

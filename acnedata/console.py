@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -45,6 +46,14 @@ class _Bar:
         self.progress.update(self.task, total=total)
 
 
+class NullBar:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def set_total(self, total: int) -> None:
+        pass
+
+
 class RichReporter:
     """One progress bar per stage, with rate and ETA; notes printed above the bars."""
 
@@ -52,7 +61,10 @@ class RichReporter:
         self.quiet = quiet
 
     @contextmanager
-    def stage(self, name: str, total: int | None = None) -> Iterator[_Bar]:
+    def stage(self, name: str, total: int | None = None) -> Iterator[Any]:
+        if total == 0:  # nothing to do in this stage: no empty bar
+            yield NullBar()
+            return
         progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description:<13}"),

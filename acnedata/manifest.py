@@ -1,4 +1,4 @@
-"""The manifest: the one JSON artifact downstream code reads, schema-validated and written atomically."""
+"""The manifest: the one JSON artifact downstream code reads, validated and written atomically."""
 
 from __future__ import annotations
 

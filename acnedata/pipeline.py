@@ -15,7 +15,7 @@ from acnedata.catalog import FAILED, FOUND, QUEUED, REJECTED, STORED, Catalog
 from acnedata.download import download_queued
 from acnedata.errors import AcnedataError, NetworkError
 from acnedata.export import export, final_label
-from acnedata.http import HttpConfig, PoliteSession, is_public_host
+from acnedata.http import HttpConfig, PoliteSession, is_public_host, redact
 from acnedata.images import load_rgb
 from acnedata.portals import PORTALS, PortalContext, PortalHit
 from acnedata.sources import SOURCES, SearchContext
@@ -238,7 +238,15 @@ class Collector:
     def download(self, *, retry_failed: bool = False) -> dict[str, int]:
         if retry_failed:
             self.catalog.requeue_failed()
-        total = len(self.catalog.items("state = ?", (QUEUED,)))
+        queued = self.catalog.items("state = ?", (QUEUED,))
+        if not self.spec.contact:
+            for row in queued:
+                host = urlparse(row["url"]).hostname
+                if row["source"] != "folder" and host and is_public_host(host):
+                    raise NetworkError(
+                        f"{redact(row['url'])}: no contact given; public hosts are not "
+                        "contacted without one — pass --contact you@example.org")
+        total = len(queued)
         with self.reporter.stage("download", total=total) as progress:
             return download_queued(self.catalog, self.session, self.out, self.spec.limits,
                                    workers=self.spec.network.concurrency,
