@@ -100,14 +100,18 @@ class Catalog:
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise CatalogError(f"{self.path}: not a usable catalog ({exc}); "
-                               "use another --out folder or delete the file") from None
+            raise CatalogError(
+                f"{self.path}: not a usable catalog ({exc}); "
+                "use another --out folder or delete the file"
+            ) from None
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
         elif int(version) != SCHEMA_VERSION:
-            raise CatalogError(f"{self.path}: catalog schema {version}, this acnedata reads "
-                               f"{SCHEMA_VERSION}; use a new --out folder")
+            raise CatalogError(
+                f"{self.path}: catalog schema {version}, this acnedata reads "
+                f"{SCHEMA_VERSION}; use a new --out folder"
+            )
 
     @classmethod
     def open(cls, out_dir: str | Path) -> Catalog:
@@ -138,9 +142,11 @@ class Catalog:
         return json.loads(row["value"]) if row else default
 
     def set_meta(self, key: str, value: Any) -> None:
-        self.db.execute("INSERT INTO meta(key, value) VALUES(?, ?) "
-                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                        (key, json.dumps(value, ensure_ascii=False)))
+        self.db.execute(
+            "INSERT INTO meta(key, value) VALUES(?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value, ensure_ascii=False)),
+        )
 
     # --- found ----------------------------------------------------------------------------
     def add_candidate(self, c: Candidate) -> tuple[int, bool]:
@@ -152,22 +158,39 @@ class Catalog:
                 "INSERT INTO items(key, source, source_id, url, page_url, title, description, "
                 "author, attribution, licence_raw, tags, query, searched_class, label_hint, "
                 "found_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (c.key, c.source, c.source_id, c.url, c.page_url, c.title, c.description,
-                 c.author, c.attribution, json.dumps(c.licence_raw, ensure_ascii=False),
-                 json.dumps(c.tags, ensure_ascii=False), c.query, c.searched_class,
-                 c.label_hint, now()))
+                (
+                    c.key,
+                    c.source,
+                    c.source_id,
+                    c.url,
+                    c.page_url,
+                    c.title,
+                    c.description,
+                    c.author,
+                    c.attribution,
+                    json.dumps(c.licence_raw, ensure_ascii=False),
+                    json.dumps(c.tags, ensure_ascii=False),
+                    c.query,
+                    c.searched_class,
+                    c.label_hint,
+                    now(),
+                ),
+            )
             item_id = int(cur.lastrowid)
         else:
             item_id = int(row["id"])
         klass = c.searched_class or c.label_hint
         if klass:
-            self.db.execute("INSERT OR IGNORE INTO item_classes(item_id, class, query) "
-                            "VALUES(?,?,?)", (item_id, klass, c.query))
+            self.db.execute(
+                "INSERT OR IGNORE INTO item_classes(item_id, class, query) VALUES(?,?,?)",
+                (item_id, klass, c.query),
+            )
         return item_id, new
 
     def classes_of(self, item_id: int) -> list[str]:
-        rows = self.db.execute("SELECT class FROM item_classes WHERE item_id = ? ORDER BY class",
-                               (item_id,))
+        rows = self.db.execute(
+            "SELECT class FROM item_classes WHERE item_id = ? ORDER BY class", (item_id,)
+        )
         return [r["class"] for r in rows]
 
     def all_classes(self) -> dict[int, list[str]]:
@@ -178,52 +201,105 @@ class Catalog:
 
     # --- reading --------------------------------------------------------------------------
     def items(self, where: str = "1", params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        return self.db.execute(f"SELECT * FROM items WHERE {where} ORDER BY id",
-                               tuple(params)).fetchall()
+        return self.db.execute(
+            f"SELECT * FROM items WHERE {where} ORDER BY id", tuple(params)
+        ).fetchall()
 
     def count(self, where: str = "1", params: Iterable[Any] = ()) -> int:
-        return int(self.db.execute(f"SELECT COUNT(*) FROM items WHERE {where}",
-                                   tuple(params)).fetchone()[0])
+        return int(
+            self.db.execute(f"SELECT COUNT(*) FROM items WHERE {where}", tuple(params)).fetchone()[
+                0
+            ]
+        )
 
     def item(self, item_id: int) -> sqlite3.Row:
         return self.db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
 
     def count_by(self, column: str, where: str = "1") -> dict[str, int]:
-        rows = self.db.execute(f"SELECT {column} AS k, COUNT(*) AS n FROM items WHERE {where} "
-                               f"GROUP BY {column} ORDER BY n DESC")
+        rows = self.db.execute(
+            f"SELECT {column} AS k, COUNT(*) AS n FROM items WHERE {where} "
+            f"GROUP BY {column} ORDER BY n DESC"
+        )
         return {str(r["k"]): int(r["n"]) for r in rows}
 
     def top_reasons(self, state: str, limit: int = 5) -> list[tuple[str, int]]:
         column = "verdict_reason" if state == REJECTED else "reason"
-        rows = self.db.execute(f"SELECT {column} AS r, COUNT(*) AS n FROM items WHERE state = ? "
-                               f"GROUP BY {column} ORDER BY n DESC, r LIMIT ?", (state, limit))
+        rows = self.db.execute(
+            f"SELECT {column} AS r, COUNT(*) AS n FROM items WHERE state = ? "
+            f"GROUP BY {column} ORDER BY n DESC, r LIMIT ?",
+            (state, limit),
+        )
         return [(str(r["r"]), int(r["n"])) for r in rows]
 
     # --- legal gate -----------------------------------------------------------------------
-    def set_verdict(self, item_id: int, *, spdx: str, licence_url: str | None, verdict: str,
-                    reason: str, no_derivatives: bool, commercial: bool | None) -> None:
+    def set_verdict(
+        self,
+        item_id: int,
+        *,
+        spdx: str,
+        licence_url: str | None,
+        verdict: str,
+        reason: str,
+        no_derivatives: bool,
+        commercial: bool | None,
+    ) -> None:
         state = REJECTED if verdict == "reject" else QUEUED
         self.db.execute(
             "UPDATE items SET spdx=?, licence_url=?, verdict=?, verdict_reason=?, "
             "no_derivatives=?, commercial=?, state=? WHERE id=? AND state IN (?, ?, ?)",
-            (spdx, licence_url, verdict, reason, int(no_derivatives),
-             None if commercial is None else int(commercial), state, item_id,
-             FOUND, REJECTED, QUEUED))
+            (
+                spdx,
+                licence_url,
+                verdict,
+                reason,
+                int(no_derivatives),
+                None if commercial is None else int(commercial),
+                state,
+                item_id,
+                FOUND,
+                REJECTED,
+                QUEUED,
+            ),
+        )
 
     # --- download -------------------------------------------------------------------------
-    def mark_stored(self, item_id: int, *, file: str, sha256: str, original_sha256: str,
-                    pixel_sha256: str | None, fmt: str, width: int, height: int,
-                    size: int) -> None:
+    def mark_stored(
+        self,
+        item_id: int,
+        *,
+        file: str,
+        sha256: str,
+        original_sha256: str,
+        pixel_sha256: str | None,
+        fmt: str,
+        width: int,
+        height: int,
+        size: int,
+    ) -> None:
         self.db.execute(
             "UPDATE items SET state=?, reason=NULL, retryable=0, attempts=attempts+1, file=?, "
             "sha256=?, original_sha256=?, pixel_sha256=?, format=?, width=?, height=?, bytes=?, "
             "retrieved_at=? WHERE id=?",
-            (STORED, file, sha256, original_sha256, pixel_sha256, fmt, width, height, size,
-             now(), item_id))
+            (
+                STORED,
+                file,
+                sha256,
+                original_sha256,
+                pixel_sha256,
+                fmt,
+                width,
+                height,
+                size,
+                now(),
+                item_id,
+            ),
+        )
 
     def mark_failed(self, item_id: int, reason: str, *, retryable: bool = False) -> None:
-        self.db.execute("UPDATE items SET state=?, reason=?, retryable=?, attempts=attempts+1 "
-                        "WHERE id=?", (FAILED, reason, int(retryable), item_id))
+        self.db.execute(
+            "UPDATE items SET state=?, reason=?, retryable=?, attempts=attempts+1 WHERE id=?",
+            (FAILED, reason, int(retryable), item_id),
+        )
 
     def requeue_failed(self, only_retryable: bool = False) -> int:
         where = "state = ? AND retryable = 1" if only_retryable else "state = ?"
@@ -235,13 +311,16 @@ class Catalog:
         self.db.execute("UPDATE items SET phash=? WHERE id=?", (phash, item_id))
 
     def set_cluster(self, item_id: int, cluster: str, duplicate_of: int | None) -> None:
-        self.db.execute("UPDATE items SET cluster=?, duplicate_of=? WHERE id=?",
-                        (cluster, duplicate_of, item_id))
+        self.db.execute(
+            "UPDATE items SET cluster=?, duplicate_of=? WHERE id=?",
+            (cluster, duplicate_of, item_id),
+        )
 
-    def set_label(self, item_id: int, label: str | None, reason: str,
-                  review: str | None) -> None:
-        self.db.execute("UPDATE items SET label=?, label_reason=?, review=? WHERE id=?",
-                        (label, reason, review, item_id))
+    def set_label(self, item_id: int, label: str | None, reason: str, review: str | None) -> None:
+        self.db.execute(
+            "UPDATE items SET label=?, label_reason=?, review=? WHERE id=?",
+            (label, reason, review, item_id),
+        )
 
     def set_decision(self, item_id: int, decision: str | None) -> None:
         """A person's decision: a class name, 'reject', or None to undo."""

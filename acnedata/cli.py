@@ -22,11 +22,16 @@ app = typer.Typer(
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder (catalog, images, "
-                                      "manifest).")]
+OutOpt = Annotated[
+    Path, typer.Option("--out", "-o", help="Output folder (catalog, images, manifest).")
+]
 DirArg = Annotated[Path, typer.Argument(help="An output folder written by `acnedata collect`.")]
-ContactOpt = Annotated[str | None, typer.Option(
-    "--contact", help="Your e-mail or URL, sent in the User-Agent (required for public APIs).")]
+ContactOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--contact", help="Your e-mail or URL, sent in the User-Agent (required for public APIs)."
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
@@ -41,16 +46,21 @@ def user_errors(fn: F) -> F:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            typer.echo("interrupted: everything finished so far is saved; run the same command "
-                       "again to resume", err=True)
+            typer.echo(
+                "interrupted: everything finished so far is saved; run the same command "
+                "again to resume",
+                err=True,
+            )
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 
 
 def _print_summary(summary: Any) -> None:
-    from acnedata.console import console, summary_tables
+    from acnedata.console import console, portal_table, summary_tables
 
+    if summary.portals is not None:
+        console.print(portal_table(summary.portals))
     for table in summary_tables(summary):
         console.print(table)
 
@@ -69,30 +79,32 @@ def _load(spec: str, contact: str | None, allow_private: bool = False) -> Any:
 @app.command()
 @user_errors
 def collect(
-    spec: Annotated[str, typer.Argument(help="A spec .toml file or a built-in spec name, "
-                                        "e.g. acne-l70.")],
+    spec: Annotated[
+        str, typer.Argument(help="A spec .toml file or a built-in spec name, e.g. acne-l70.")
+    ],
     out: OutOpt,
     contact: ContactOpt = None,
-    collect_anyway: Annotated[bool, typer.Option(
-        help="Collect even when a portal already has a dataset that fits.")] = False,
+    collect_anyway: Annotated[
+        bool, typer.Option(help="Collect even when a portal already has a dataset that fits.")
+    ] = False,
     retry_failed: Annotated[bool, typer.Option(help="Retry items whose download failed.")] = False,
-    allow_private: Annotated[bool, typer.Option(
-        help="Allow loopback/private addresses (mirrors, tests).")] = False,
+    allow_private: Annotated[
+        bool, typer.Option(help="Allow loopback/private addresses (mirrors, tests).")
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Run every stage: portals, search, licence gate, download, dedup, sort, manifest."""
     from acnedata.console import RichReporter, console, portal_table
     from acnedata.pipeline import Collector
 
-    with Collector(_load(spec, contact, allow_private), out,
-                   reporter=RichReporter(quiet)) as col:
+    with Collector(_load(spec, contact, allow_private), out, reporter=RichReporter(quiet)) as col:
         summary = col.collect(collect_anyway=collect_anyway, retry_failed=retry_failed)
         if summary.stopped_for_portal:
-            from acnedata.pipeline import PortalReport
-
-            console.print(portal_table(PortalReport(hits=summary.portal_fit)))
-            console.print("A public dataset already fits this spec: use it (see the table), or "
-                          "run again with --collect-anyway to collect images yourself.")
+            console.print(portal_table(summary.portals))
+            console.print(
+                "A public dataset already fits this spec: use it (see the table), or "
+                "run again with --collect-anyway to collect images yourself."
+            )
             return
         _print_summary(summary)
 
@@ -119,28 +131,41 @@ def demo(
         with Collector(load_spec(spec_path), out, reporter=RichReporter(quiet)) as col:
             summary = col.collect()
             _print_summary(summary)
-    console.print(f"manifest: {summary.manifest}\nnext: acnemodel train {summary.manifest} "
-                  f"--out {out / 'run'}")
+    console.print(
+        f"manifest: {summary.manifest}\nnext: acnemodel train {summary.manifest} "
+        f"--out {out / 'run'}"
+    )
 
 
 @app.command()
 @user_errors
 def fetch(
-    urls: Annotated[Path, typer.Argument(help="CSV or JSON Lines: url, optional label, licence, "
-                                         "author, page_url, title.")],
+    urls: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or JSON Lines: url, optional label, licence, author, page_url, title."
+        ),
+    ],
     out: OutOpt,
     contact: ContactOpt = None,
-    allow_private: Annotated[bool, typer.Option(
-        help="Allow loopback/private addresses.")] = False,
-    licence: Annotated[str | None, typer.Option(
-        help="Licence (SPDX) you state for rows that name none, e.g. your own photos.")] = None,
-    allow: Annotated[list[str] | None, typer.Option(
-        help="Accepted SPDX ids or patterns (repeatable; default CC0, PDM, CC-BY, CC-BY-SA).")
+    allow_private: Annotated[bool, typer.Option(help="Allow loopback/private addresses.")] = False,
+    licence: Annotated[
+        str | None,
+        typer.Option(
+            help="Licence (SPDX) you state for rows that name none, e.g. your own photos."
+        ),
+    ] = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Accepted SPDX ids or patterns (repeatable; default CC0, PDM, CC-BY, CC-BY-SA)."
+        ),
     ] = None,
     noncommercial: Annotated[bool, typer.Option(help="Accept non-commercial licences.")] = False,
     no_derivatives: Annotated[bool, typer.Option(help="Accept no-derivatives licences.")] = False,
-    noassertion: Annotated[str, typer.Option(
-        help="Rows with no recognisable licence: review or reject.")] = "review",
+    noassertion: Annotated[
+        str, typer.Option(help="Rows with no recognisable licence: review or reject.")
+    ] = "review",
     workers: Annotated[int, typer.Option(help="Concurrent downloads.")] = 8,
     retry_failed: Annotated[bool, typer.Option(help="Retry items whose download failed.")] = False,
     quiet: QuietOpt = False,
@@ -152,9 +177,17 @@ def fetch(
 
     if noassertion not in ("review", "reject"):
         raise AcnedataError(f"--noassertion {noassertion}: use review or reject")
-    spec = url_list_spec(urls, allow_private=allow_private, contact=contact or "", allow=allow,
-                         noncommercial=noncommercial, no_derivatives=no_derivatives,
-                         noassertion=noassertion, licence=licence, workers=workers)
+    spec = url_list_spec(
+        urls,
+        allow_private=allow_private,
+        contact=contact or "",
+        allow=allow,
+        noncommercial=noncommercial,
+        no_derivatives=no_derivatives,
+        noassertion=noassertion,
+        licence=licence,
+        workers=workers,
+    )
     with Collector(spec, out, reporter=RichReporter(quiet)) as col:
         col.search()
         col.gate()
@@ -186,9 +219,15 @@ def portals(
         console.print(f"[dim]skipped — {line}[/dim]")
     console.print(portal_table(report))
     path = out / "portals.json"
-    atomic_write_text(path, json.dumps({"hits": [h.as_dict() for h in report.hits],
-                                        "skipped": report.skipped}, indent=2,
-                                       ensure_ascii=False) + "\n")
+    atomic_write_text(
+        path,
+        json.dumps(
+            {"hits": [h.as_dict() for h in report.hits], "skipped": report.skipped},
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n",
+    )
     console.print(f"{len(report.fitting)} of {len(report.hits)} datasets fit; wrote {path}")
 
 
@@ -205,13 +244,14 @@ def search(
     from acnedata.console import RichReporter, console
     from acnedata.pipeline import Collector
 
-    with Collector(_load(spec, contact, allow_private), out,
-                   reporter=RichReporter(quiet)) as col:
+    with Collector(_load(spec, contact, allow_private), out, reporter=RichReporter(quiet)) as col:
         col.check_contact()
         found = col.search()
         verdicts = col.gate()
-    console.print(f"found {found.get('new', 0)} new candidates; licence verdicts: "
-                  + (", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())) or "none new"))
+    console.print(
+        f"found {found.get('new', 0)} new candidates; licence verdicts: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())) or "none new")
+    )
 
 
 @app.command()
@@ -238,10 +278,13 @@ def download(
 @app.command()
 @user_errors
 def dedup(
-    paths: Annotated[list[Path], typer.Argument(
-        help="An output folder of `collect`, or any image files and folders.")],
-    threshold: Annotated[int | None, typer.Option(
-        help="Hamming distance for near duplicates (default: the spec's).")] = None,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="An output folder of `collect`, or any image files and folders."),
+    ],
+    threshold: Annotated[
+        int | None, typer.Option(help="Hamming distance for near duplicates (default: the spec's).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print clusters as JSON.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -260,8 +303,10 @@ def dedup(
         if as_json:
             typer.echo(json.dumps({**counts, **sorted_counts}))
         else:
-            console.print(f"{counts['duplicates']} duplicates in {counts['stored']} stored images; "
-                          f"{sorted_counts.get('review', 0)} items need review")
+            console.print(
+                f"{counts['duplicates']} duplicates in {counts['stored']} stored images; "
+                f"{sorted_counts.get('review', 0)} items need review"
+            )
         return
     from acnedata.dedup import dedup_paths
 
@@ -294,16 +339,17 @@ def manifest(out: DirArg) -> None:
 @user_errors
 def verify(out: DirArg) -> None:
     """Re-hash every file the manifest names; exit 1 listing anything missing or changed."""
-    from acnedata.console import console
     from acnedata.export import verify as verify_manifest
 
     report = verify_manifest(out)
-    for f in report.missing:
-        console.print(f"missing: {f}")
+    for f in report.missing:  # plain lines (no wrapping): scripts read these
+        typer.echo(f"missing: {f}")
     for f in report.changed:
-        console.print(f"changed: {f}")
-    console.print(f"checked {report.checked} files: {len(report.missing)} missing, "
-                  f"{len(report.changed)} changed")
+        typer.echo(f"changed: {f}")
+    typer.echo(
+        f"checked {report.checked} files: {len(report.missing)} missing, "
+        f"{len(report.changed)} changed"
+    )
     if not report.ok:
         raise typer.Exit(1)
 
@@ -312,19 +358,26 @@ def verify(out: DirArg) -> None:
 @user_errors
 def status(
     out: DirArg,
-    show: Annotated[str | None, typer.Option(
-        help="List items in this state (rejected, failed, review) with their reasons.")] = None,
+    show: Annotated[
+        str | None,
+        typer.Option(
+            help="List items in this state (rejected, failed, review) with their reasons."
+        ),
+    ] = None,
 ) -> None:
     """What the catalog holds: items per state, and the reasons for rejections and failures."""
-    from acnedata.console import console
     from acnedata.pipeline import Collector
 
     with Collector.reopen(out) as col:
         summary = col.summary()
         rows = []
         if show == "review":
-            rows = [(r["key"], r["review"]) for r in col.catalog.items(
-                "review IS NOT NULL AND decision IS NULL AND duplicate_of IS NULL")]
+            rows = [
+                (r["key"], r["review"])
+                for r in col.catalog.items(
+                    "review IS NOT NULL AND decision IS NULL AND duplicate_of IS NULL"
+                )
+            ]
         elif show in ("rejected", "failed"):
             column = "verdict_reason" if show == "rejected" else "reason"
             rows = [(r["key"], r[column]) for r in col.catalog.items("state = ?", (show,))]
@@ -332,7 +385,7 @@ def status(
             raise AcnedataError(f"--show {show}: unknown; use rejected, failed or review")
     _print_summary(summary)
     for key, reason in rows:
-        console.print(f"{key}\t{reason}")
+        typer.echo(f"{key}\t{reason}")
 
 
 def version_callback(value: bool) -> None:
@@ -343,8 +396,12 @@ def version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=version_callback,
-                                          is_eager=True, help="Show the version.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=version_callback, is_eager=True, help="Show the version."
+        ),
+    ] = False,
 ) -> None:
     """acnedata: legally clean, de-duplicated, labelled image datasets."""
 

@@ -89,16 +89,30 @@ class RichReporter:
 
 
 def portal_table(report: PortalReport) -> Table:
-    table = Table(title="Existing datasets (portal check)", show_lines=False)
-    for col in ("portal", "dataset", "licence", "size", "verdict", "url"):
-        table.add_column(col, overflow="fold")
+    table = Table(title="Existing datasets (portal check; full reasons in portals.json)")
+    table.add_column("portal")
+    table.add_column("dataset", overflow="fold", ratio=2)
+    table.add_column("licence", no_wrap=True)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("verdict", overflow="fold", ratio=1)
+    table.add_column("url", overflow="fold", ratio=2)
     for h in report.hits:
         size = f"{h.size / 1e6:.1f} MB" if h.size else "?"
-        verdict = "[green]fits[/green]" if h.fits else f"no: {h.reason}"
+        if h.fits:
+            verdict = "[green]fits[/green]"
+        elif h.decision == "allow":
+            verdict = "no: not image data"
+        else:
+            verdict = f"no: licence {h.decision}ed" if h.decision == "reject" else "review"
         table.add_row(h.portal, h.title or h.name, h.spdx, size, verdict, h.url)
     if not report.hits:
         table.add_row("-", "no datasets found", "", "", "", "")
     return table
+
+
+def _reasons(pairs: list[tuple[str, int]]) -> str:
+    """One reason a line, cut to its first sentence: the full text is in `acnedata status`."""
+    return "\n".join(f"{n}× {r.split('. ')[0].rstrip('.')}" for r, n in pairs)
 
 
 def summary_tables(s: Summary) -> list[Table]:
@@ -107,18 +121,21 @@ def summary_tables(s: Summary) -> list[Table]:
     main.add_column("figure", justify="right")
     main.add_column("detail", overflow="fold")
     main.add_row("found", str(s.found), f"{s.requests} HTTP requests this run")
-    main.add_row("rejected by licence", str(s.states.get("rejected", 0)),
-                 "; ".join(f"{n}× {r}" for r, n in s.rejected_reasons[:3]))
-    main.add_row("failed downloads", str(s.states.get("failed", 0)),
-                 "; ".join(f"{n}× {r}" for r, n in s.failed_reasons[:4]))
+    main.add_row(
+        "rejected by licence", str(s.states.get("rejected", 0)), _reasons(s.rejected_reasons[:3])
+    )
+    main.add_row("failed downloads", str(s.states.get("failed", 0)), _reasons(s.failed_reasons[:4]))
     main.add_row("stored", str(s.states.get("stored", 0)), "")
-    main.add_row("duplicates", str(s.duplicates),
-                 f"in {s.clusters_with_duplicates} clusters; one kept per cluster")
+    main.add_row(
+        "duplicates",
+        str(s.duplicates),
+        f"in {s.clusters_with_duplicates} clusters; one kept per cluster",
+    )
     main.add_row("conflicts", str(s.conflicts), "cross-class: kept out until reviewed")
-    main.add_row("in review", str(s.review),
-                 "; ".join(f"{n}× {r}" for r, n in s.review_reasons[:3]))
-    main.add_row("in manifest", str(sum(s.per_class.values())),
-                 str(s.manifest) if s.manifest else "")
+    main.add_row("in review", str(s.review), _reasons(s.review_reasons[:3]))
+    main.add_row(
+        "in manifest", str(sum(s.per_class.values())), str(s.manifest) if s.manifest else ""
+    )
     per_class = Table(title="Kept per class")
     per_class.add_column("class")
     per_class.add_column("images", justify="right")

@@ -28,8 +28,9 @@ class Outcome:
     record: dict | None = None
 
 
-def fetch_one(session: PoliteSession, item_id: int, url: str, source: str, out_dir: Path,
-              limits: Limits) -> Outcome:
+def fetch_one(
+    session: PoliteSession, item_id: int, url: str, source: str, out_dir: Path, limits: Limits
+) -> Outcome:
     """Download (or read, for local folders), validate and store one item. Never raises."""
     refusal = refused_host(url)
     if refusal:
@@ -46,26 +47,38 @@ def fetch_one(session: PoliteSession, item_id: int, url: str, source: str, out_d
         if not result.ok or result.content is None:
             return Outcome(item_id, False, result.reason or "download failed", result.retryable)
         data, content_type = result.content, result.content_type
-    image = validate_image(data, content_type=content_type, min_width=limits.min_width,
-                           min_height=limits.min_height)
+    image = validate_image(
+        data, content_type=content_type, min_width=limits.min_width, min_height=limits.min_height
+    )
     if not image.ok:
         return Outcome(item_id, False, image.reason)
     path = store_image(out_dir / IMAGES_DIR, image)
-    return Outcome(item_id, True, record={
-        "file": path.relative_to(out_dir).as_posix(),
-        "sha256": image.sha256,
-        "original_sha256": image.original_sha256,
-        "pixel_sha256": image.pixel_sha256,
-        "fmt": image.format,
-        "width": image.width,
-        "height": image.height,
-        "size": len(image.data or b""),
-    })
+    return Outcome(
+        item_id,
+        True,
+        record={
+            "file": path.relative_to(out_dir).as_posix(),
+            "sha256": image.sha256,
+            "original_sha256": image.original_sha256,
+            "pixel_sha256": image.pixel_sha256,
+            "fmt": image.format,
+            "width": image.width,
+            "height": image.height,
+            "size": len(image.data or b""),
+        },
+    )
 
 
-def download_queued(catalog: Catalog, session: PoliteSession, out_dir: Path, limits: Limits, *,
-                    workers: int = 2, on_done: Callable[[Outcome], None] | None = None,
-                    should_stop: Callable[[], bool] = lambda: False) -> dict[str, int]:
+def download_queued(
+    catalog: Catalog,
+    session: PoliteSession,
+    out_dir: Path,
+    limits: Limits,
+    *,
+    workers: int = 2,
+    on_done: Callable[[Outcome], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, int]:
     """Download every queued item; each result is committed as soon as its file is in place.
 
     Only this thread writes to the catalog, so a kill at any moment leaves rows that match the
@@ -76,6 +89,7 @@ def download_queued(catalog: Catalog, session: PoliteSession, out_dir: Path, lim
     pending: set[Future[Outcome]] = set()
     todo = iter(queue)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="dl") as pool:
+
         def submit_next() -> bool:
             if should_stop():
                 return False
@@ -92,8 +106,9 @@ def download_queued(catalog: Catalog, session: PoliteSession, out_dir: Path, lim
                 catalog.mark_stored(outcome.item_id, **outcome.record)
                 counts["stored"] += 1
             else:
-                catalog.mark_failed(outcome.item_id, outcome.reason or "failed",
-                                    retryable=outcome.retryable)
+                catalog.mark_failed(
+                    outcome.item_id, outcome.reason or "failed", retryable=outcome.retryable
+                )
                 counts["failed"] += 1
             return outcome
 

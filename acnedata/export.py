@@ -1,4 +1,4 @@
-"""Catalog → manifest.json, ATTRIBUTION.md and attribution.csv; and `verify` of a written manifest."""
+"""Catalog → manifest.json and attribution files; `verify` re-hashes a written manifest."""
 
 from __future__ import annotations
 
@@ -29,8 +29,13 @@ def final_label(row: sqlite3.Row) -> str | None:
 def manifest_rows(catalog: Catalog) -> list[sqlite3.Row]:
     """Stored representatives (one per duplicate cluster) with a final class."""
     rows = catalog.items("state = ? AND duplicate_of IS NULL AND cluster IS NOT NULL", (STORED,))
-    return [r for r in rows if final_label(r) and r["verdict"] in ("allow", "review")
-            and (r["verdict"] == "allow" or r["decision"])]
+    return [
+        r
+        for r in rows
+        if final_label(r)
+        and r["verdict"] in ("allow", "review")
+        and (r["verdict"] == "allow" or r["decision"])
+    ]
 
 
 def item_record(row: sqlite3.Row) -> dict[str, Any]:
@@ -45,8 +50,9 @@ def item_record(row: sqlite3.Row) -> dict[str, Any]:
         "height": row["height"],
         "format": row["format"],
         "label": final_label(row),
-        "label_reason": (f"reviewed: {row['decision']}" if row["decision"]
-                         else row["label_reason"] or ""),
+        "label_reason": (
+            f"reviewed: {row['decision']}" if row["decision"] else row["label_reason"] or ""
+        ),
         "cluster": row["cluster"],
         "phash": row["phash"] or "",
         "source": {
@@ -80,12 +86,12 @@ def build_manifest(catalog: Catalog, spec: DatasetSpec) -> dict[str, Any]:
         "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         "tool": {"name": "acnedata", "version": __version__},
         "spec": {"name": spec.name, "path": spec.path, "sha256": spec.sha256},
-        "classes": [{"name": c.name, "aliases": list(c.aliases), "icd10": c.icd10}
-                    for c in spec.classes],
+        "classes": [
+            {"name": c.name, "aliases": list(c.aliases), "icd10": c.icd10} for c in spec.classes
+        ],
         "licence_policy": spec.policy.as_dict(),
         "portals": catalog.get_meta("portals", {}).get("hits", []),
-        "counts": {"items": len(items), "per_class": per_class,
-                   **catalog.count_by("state")},
+        "counts": {"items": len(items), "per_class": per_class, **catalog.count_by("state")},
         "items": items,
     }
 

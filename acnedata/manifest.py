@@ -33,8 +33,9 @@ def validate(data: dict[str, Any], *, where: str = "manifest") -> None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is not None:
         path = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise ManifestError(f"{where}: does not match the manifest schema at {path}: "
-                            f"{error.message}")
+        raise ManifestError(
+            f"{where}: does not match the manifest schema at {path}: {error.message}"
+        )
 
 
 @dataclass
@@ -76,8 +77,10 @@ def load_manifest(path: str | Path) -> Manifest:
     """Read and validate a manifest (file or its folder); every error is one line naming it."""
     file = resolve_path(path)
     if not file.is_file():
-        raise ManifestError(f"{file}: manifest not found; run `acnedata collect` or "
-                            "`acnedata manifest DIR` to write one")
+        raise ManifestError(
+            f"{file}: manifest not found; run `acnedata collect` or "
+            "`acnedata manifest DIR` to write one"
+        )
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -86,8 +89,10 @@ def load_manifest(path: str | Path) -> Manifest:
     known = {c["name"] for c in data["classes"]}
     for item in data["items"]:
         if item["label"] not in known:
-            raise ManifestError(f"{file}: item {item['id']} has label {item['label']!r}, "
-                                f"which is not among the manifest's classes")
+            raise ManifestError(
+                f"{file}: item {item['id']} has label {item['label']!r}, "
+                f"which is not among the manifest's classes"
+            )
     return Manifest(data=data, root=file.parent, path=file)
 
 

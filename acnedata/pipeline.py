@@ -1,7 +1,8 @@
-"""The one place that wires the stages: portals → search → licence gate → download → dedup → sort → manifest."""
+"""The one place that wires the stages: portals, search, gate, download, dedup, sort, manifest."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from acnedata.errors import AcnedataError, NetworkError
 from acnedata.export import export, final_label
 from acnedata.http import HttpConfig, PoliteSession, is_public_host, redact
 from acnedata.images import load_rgb
+from acnedata.manifest import atomic_write_text
 from acnedata.portals import PORTALS, PortalContext, PortalHit
 from acnedata.sources import SOURCES, SearchContext
 from acnedata.spec import DatasetSpec, spec_from_dict
@@ -77,7 +79,7 @@ class Summary:
     per_class: dict[str, int]
     source_errors: list[str]
     manifest: Path | None = None
-    portal_fit: list[PortalHit] = field(default_factory=list)
+    portals: PortalReport | None = None
     stopped_for_portal: bool = False
     requests: int = 0
 
@@ -85,8 +87,14 @@ class Summary:
 class Collector:
     """Runs the stages against one output folder; every stage resumes from the catalog."""
 
-    def __init__(self, spec: DatasetSpec, out_dir: str | Path, *,
-                 reporter: Reporter | None = None, session: PoliteSession | None = None):
+    def __init__(
+        self,
+        spec: DatasetSpec,
+        out_dir: str | Path,
+        *,
+        reporter: Reporter | None = None,
+        session: PoliteSession | None = None,
+    ):
         self.spec = spec
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -96,13 +104,16 @@ class Collector:
         self.session = session or PoliteSession(HttpConfig.from_spec(spec))
 
     @classmethod
-    def reopen(cls, out_dir: str | Path, *, contact: str | None = None,
-               reporter: Reporter | None = None) -> Collector:
+    def reopen(
+        cls, out_dir: str | Path, *, contact: str | None = None, reporter: Reporter | None = None
+    ) -> Collector:
         """A collector for an existing output folder, with the spec stored in its catalog."""
         catalog_path = Path(out_dir) / "catalog.sqlite"
         if not catalog_path.is_file():
-            raise AcnedataError(f"{out_dir}: no catalog.sqlite here; run `acnedata collect SPEC "
-                                f"--out {out_dir}` first")
+            raise AcnedataError(
+                f"{out_dir}: no catalog.sqlite here; run `acnedata collect SPEC "
+                f"--out {out_dir}` first"
+            )
         cat = Catalog(catalog_path)
         raw, where = cat.get_meta("spec_raw"), cat.get_meta("spec_path", "<catalog>")
         sha = cat.get_meta("spec_sha256")
@@ -140,7 +151,8 @@ class Collector:
             if host and is_public_host(host):
                 raise NetworkError(
                     f"{src.base_url}: no contact given; public APIs are not called without one "
-                    "— pass --contact you@example.org or set contact = \"...\" in the spec")
+                    '— pass --contact you@example.org or set contact = "..." in the spec'
+                )
 
     # --- 1. portals -----------------------------------------------------------------------
     def check_portals(self) -> PortalReport:
@@ -159,11 +171,15 @@ class Collector:
                     except AcnedataError as exc:
                         report.skipped.append(f"{src.name}: {exc}")
                 progress.advance()
-        self.catalog.set_meta("portals", {
+        record = {
             "spec_sha256": self.spec.sha256,
             "hits": [h.as_dict() for h in report.hits],
             "skipped": report.skipped,
-        })
+        }
+        self.catalog.set_meta("portals", record)
+        atomic_write_text(
+            self.out / "portals.json", json.dumps(record, indent=2, ensure_ascii=False) + "\n"
+        )
         return report
 
     # --- 2. search ------------------------------------------------------------------------
@@ -184,13 +200,11 @@ class Collector:
                     continue
                 ctx = SearchContext(self.spec, src, self.session)
                 try:
-                    batch = 0
                     self.catalog.db.execute("BEGIN")
-                    for cand in source_cls().candidates(ctx):
+                    for batch, cand in enumerate(source_cls().candidates(ctx), 1):
                         _, new = self.catalog.add_candidate(cand)
                         counts["new" if new else "again"] += 1
                         progress.advance()
-                        batch += 1
                         if batch % 50 == 0:  # commit in batches: a kill loses at most 50 finds
                             self.catalog.db.execute("COMMIT")
                             self.catalog.db.execute("BEGIN")
@@ -203,8 +217,11 @@ class Collector:
                 except BaseException:
                     self.catalog.db.execute("COMMIT")
                     raise
-        previous = [e for e in self.catalog.get_meta("source_errors", [])
-                    if e.split(":")[0] not in {s.name for s in sources}]
+        previous = [
+            e
+            for e in self.catalog.get_meta("source_errors", [])
+            if e.split(":")[0] not in {s.name for s in sources}
+        ]
         self.catalog.set_meta("source_errors", previous + errors)
         if failures and len(failures) == len(sources) and not self.catalog.count():
             raise failures[0]  # nothing to go on with: the user must fix this first
@@ -214,22 +231,30 @@ class Collector:
     def gate(self) -> dict[str, int]:
         counts: Counter[str] = Counter()
         rows = self.catalog.items("state = ?", (FOUND,))
-        with self.reporter.stage("licence gate", total=len(rows)) as progress, \
-                self.catalog.transaction():
+        with (
+            self.reporter.stage("licence gate", total=len(rows)) as progress,
+            self.catalog.transaction(),
+        ):
             for row in rows:
                 raw = _json(row["licence_raw"])
                 spdx = licensing.normalise_fields(raw, source=row["source"])
                 verdict = licensing.verdict(spdx, self.spec.policy)
-                refusal = licensing.refused_host(row["page_url"] or "") or \
-                    licensing.refused_host(row["url"])
+                refusal = licensing.refused_host(row["page_url"] or "") or licensing.refused_host(
+                    row["url"]
+                )
                 decision, reason = verdict.decision, verdict.reason
                 if refusal:
                     decision, reason = "reject", refusal
                 t = licensing.terms(spdx)
                 self.catalog.set_verdict(
-                    row["id"], spdx=spdx, licence_url=_licence_url(raw) or t.url,
-                    verdict=decision, reason=reason, no_derivatives=verdict.no_derivatives,
-                    commercial=t.commercial)
+                    row["id"],
+                    spdx=spdx,
+                    licence_url=_licence_url(raw) or t.url,
+                    verdict=decision,
+                    reason=reason,
+                    no_derivatives=verdict.no_derivatives,
+                    commercial=t.commercial,
+                )
                 counts[decision] += 1
                 progress.advance()
         return dict(counts)
@@ -245,12 +270,18 @@ class Collector:
                 if row["source"] != "folder" and host and is_public_host(host):
                     raise NetworkError(
                         f"{redact(row['url'])}: no contact given; public hosts are not "
-                        "contacted without one — pass --contact you@example.org")
+                        "contacted without one — pass --contact you@example.org"
+                    )
         total = len(queued)
         with self.reporter.stage("download", total=total) as progress:
-            return download_queued(self.catalog, self.session, self.out, self.spec.limits,
-                                   workers=self.spec.network.concurrency,
-                                   on_done=lambda _o: progress.advance())
+            return download_queued(
+                self.catalog,
+                self.session,
+                self.out,
+                self.spec.limits,
+                workers=self.spec.network.concurrency,
+                on_done=lambda _o: progress.advance(),
+            )
 
     # --- 5. dedup -------------------------------------------------------------------------
     def dedup(self) -> dict[str, int]:
@@ -259,14 +290,23 @@ class Collector:
         with self.reporter.stage("hash", total=len(need_hash)) as progress:
             for row in need_hash:
                 try:
-                    self.catalog.set_phash(row["id"],
-                                           dedup.perceptual_hash(load_rgb(self.out / row["file"])))
+                    self.catalog.set_phash(
+                        row["id"], dedup.perceptual_hash(load_rgb(self.out / row["file"]))
+                    )
                 except OSError as exc:
                     self.catalog.mark_failed(row["id"], f"stored file unreadable: {exc}")
                 progress.advance()
         rows = self.catalog.items("state = ?", (STORED,))
-        items = [dedup.DedupItem(key=r["id"], sha256=r["sha256"], phash=r["phash"],
-                                 pixel_sha256=r["pixel_sha256"], rank=_rank(r)) for r in rows]
+        items = [
+            dedup.DedupItem(
+                key=r["id"],
+                sha256=r["sha256"],
+                phash=r["phash"],
+                pixel_sha256=r["pixel_sha256"],
+                rank=_rank(r),
+            )
+            for r in rows
+        ]
         clusters = dedup.cluster_items(items, self.spec.phash_threshold)
         dupes = 0
         with self.catalog.transaction():
@@ -274,8 +314,11 @@ class Collector:
                 duplicate_of = None if rep == item_id else rep
                 dupes += duplicate_of is not None
                 self.catalog.set_cluster(item_id, cluster_id, duplicate_of)
-        return {"stored": len(rows), "duplicates": dupes,
-                "clusters": len({c for c, _ in clusters.values()})}
+        return {
+            "stored": len(rows),
+            "duplicates": dupes,
+            "clusters": len({c for c, _ in clusters.values()}),
+        }
 
     # --- 6. sort --------------------------------------------------------------------------
     def sort(self) -> dict[str, int]:
@@ -285,15 +328,22 @@ class Collector:
         for r in rows:
             cluster_classes.setdefault(r["cluster"], set()).update(found_for.get(r["id"], []))
         counts: Counter[str] = Counter()
-        with self.reporter.stage("sort", total=len(rows)) as progress, \
-                self.catalog.transaction():
+        with self.reporter.stage("sort", total=len(rows)) as progress, self.catalog.transaction():
             for r in rows:
                 texts = [r["title"] or "", r["description"] or "", *_json(r["tags"], [])]
-                licence_review = (f"licence {r['spdx']} needs a person's check"
-                                  if r["verdict"] == "review" else None)
-                a = sorting.assign(self.spec, found_for=found_for.get(r["id"], []),
-                                   cluster_classes=cluster_classes[r["cluster"]], texts=texts,
-                                   query=r["query"], licence_review=licence_review)
+                licence_review = (
+                    f"licence {r['spdx']} needs a person's check"
+                    if r["verdict"] == "review"
+                    else None
+                )
+                a = sorting.assign(
+                    self.spec,
+                    found_for=found_for.get(r["id"], []),
+                    cluster_classes=cluster_classes[r["cluster"]],
+                    texts=texts,
+                    query=r["query"],
+                    licence_review=licence_review,
+                )
                 self.catalog.set_label(r["id"], a.label, a.reason, a.review)
                 counts["review" if a.review else "assigned"] += 1
                 progress.advance()
@@ -314,7 +364,7 @@ class Collector:
             self.reporter.note(f"portal skipped — {line}")
         if portals.fitting and not collect_anyway:
             summary = self.summary()
-            summary.portal_fit = portals.fitting
+            summary.portals = portals
             summary.stopped_for_portal = True
             return summary
         self.search()
@@ -325,6 +375,7 @@ class Collector:
         path = self.write_manifest()
         summary = self.summary()
         summary.manifest = path
+        summary.portals = portals
         return summary
 
     def summary(self) -> Summary:
@@ -332,8 +383,11 @@ class Collector:
         rows = cat.items("state = ?", (STORED,))
         reps = [r for r in rows if r["duplicate_of"] is None and r["cluster"]]
         dup_clusters = {r["cluster"] for r in rows if r["duplicate_of"] is not None}
-        per_class = Counter(final_label(r) for r in reps if final_label(r)
-                            and (r["verdict"] == "allow" or r["decision"]))
+        per_class = Counter(
+            final_label(r)
+            for r in reps
+            if final_label(r) and (r["verdict"] == "allow" or r["decision"])
+        )
         review = [r for r in reps if r["review"] and not r["decision"]]
         return Summary(
             found=cat.count(),
@@ -366,8 +420,6 @@ def _licence_url(raw: dict[str, Any]) -> str | None:
 
 
 def _json(text: str | None, default: Any = None) -> Any:
-    import json
-
     if not text:
         return {} if default is None else default
     return json.loads(text)

@@ -10,7 +10,7 @@ from acnedata.spec import DatasetSpec
 
 
 def fold(text: str) -> str:
-    """Case- and accent-insensitive form. NFKD splits Hangul into jamo, consistently on both sides."""
+    """Case- and accent-insensitive form (NFKD splits Hangul into jamo, the same on both sides)."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
@@ -48,22 +48,30 @@ class Assignment:
     review: str | None
 
 
-def assign(spec: DatasetSpec, *, found_for: list[str], cluster_classes: set[str],
-           texts: list[str], query: str | None = None, licence_review: str | None = None
-           ) -> Assignment:
+def assign(
+    spec: DatasetSpec,
+    *,
+    found_for: list[str],
+    cluster_classes: set[str],
+    texts: list[str],
+    query: str | None = None,
+    licence_review: str | None = None,
+) -> Assignment:
     """Provisional class for one item from the class(es) whose search found it and its text."""
     if len(cluster_classes) > 1:
         names = ", ".join(sorted(cluster_classes))
         where = "this item" if len(set(found_for)) > 1 else "its duplicate cluster"
-        return Assignment(None, f"conflict: {where} was found for {names}",
-                          f"cross-class conflict ({names})")
+        return Assignment(
+            None, f"conflict: {where} was found for {names}", f"cross-class conflict ({names})"
+        )
     klass = next(iter(cluster_classes), None) or (found_for[0] if found_for else None)
     if klass is None:
         scores = score_text(spec, texts)
         best = max(scores.values(), key=lambda s: s.score)
         if best.score == 0:
-            return Assignment(None, "no class: no search or text names one",
-                              "no class could be assigned")
+            return Assignment(
+                None, "no class: no search or text names one", "no class could be assigned"
+            )
         klass = best.name
     why = f"found by search {query!r} for {klass}" if query else f"labelled {klass} by its source"
     excluded = excluded_terms(spec, klass, texts)
@@ -71,11 +79,15 @@ def assign(spec: DatasetSpec, *, found_for: list[str], cluster_classes: set[str]
         return Assignment(klass, why, f"excluded term {excluded[0]!r} in its title or text")
     scores = score_text(spec, texts)
     own = scores[klass].score
-    rival = max((s for s in scores.values() if s.name != klass), key=lambda s: s.score,
-                default=None)
+    rival = max(
+        (s for s in scores.values() if s.name != klass), key=lambda s: s.score, default=None
+    )
     if rival is not None and rival.score >= own + spec.sort_margin and rival.score > 0:
-        return Assignment(klass, why, f"its text points to {rival.name} "
-                          f"({', '.join(rival.matched)}) more than to {klass}")
+        return Assignment(
+            klass,
+            why,
+            f"its text points to {rival.name} ({', '.join(rival.matched)}) more than to {klass}",
+        )
     if licence_review:
         return Assignment(klass, why, licence_review)
     return Assignment(klass, why, None)

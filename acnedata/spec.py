@@ -162,12 +162,18 @@ def spec_from_text(text: str, *, where: str = "<spec>", contact: str | None = No
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{where}: not valid TOML ({exc}); fix the syntax at that line") from None
-    return spec_from_dict(raw, where=where, contact=contact,
-                          sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+    return spec_from_dict(
+        raw, where=where, contact=contact, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest()
+    )
 
 
-def spec_from_dict(raw: dict[str, Any], *, where: str = "<spec>", contact: str | None = None,
-                   sha256: str | None = None) -> DatasetSpec:
+def spec_from_dict(
+    raw: dict[str, Any],
+    *,
+    where: str = "<spec>",
+    contact: str | None = None,
+    sha256: str | None = None,
+) -> DatasetSpec:
     """A spec from plain data: parsed TOML, the copy kept in a catalog, or one built in code."""
     spec = parse_spec(raw, where=where)
     if sha256 is None:
@@ -183,8 +189,10 @@ def _read_spec_text(name_or_path: str) -> tuple[str, str]:
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
-            raise SpecError(f"{name_or_path}: spec file not found; give a .toml path or one of "
-                            f"the built-in specs: {', '.join(builtin_specs())}")
+            raise SpecError(
+                f"{name_or_path}: spec file not found; give a .toml path or one of "
+                f"the built-in specs: {', '.join(builtin_specs())}"
+            )
         try:
             return path.read_text(encoding="utf-8"), str(path)
         except (OSError, UnicodeDecodeError) as exc:
@@ -201,8 +209,20 @@ def _read_spec_text(name_or_path: str) -> tuple[str, str]:
 def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
     """Build a DatasetSpec from parsed TOML, with one-line errors naming the key."""
     r = _Reader(raw, where).only(
-        "name", "title", "description", "icd10", "contact", "keywords", "classes", "policy",
-        "limits", "network", "sources", "dedup", "sort")
+        "name",
+        "title",
+        "description",
+        "icd10",
+        "contact",
+        "keywords",
+        "classes",
+        "policy",
+        "limits",
+        "network",
+        "sources",
+        "dedup",
+        "sort",
+    )
     name = r.string("name", required=True)
     classes = tuple(_parse_class(r, i, c) for i, c in enumerate(r.table_list("classes")))
     if not classes:
@@ -211,17 +231,20 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
     for cls in classes:
         for label in (cls.name, *cls.aliases):
             if label.lower() in seen:
-                raise SpecError(f"{where}: class name or alias {label!r} is used twice; "
-                                "make each unique")
+                raise SpecError(
+                    f"{where}: class name or alias {label!r} is used twice; make each unique"
+                )
             seen.add(label.lower())
 
     policy_raw = r.table("policy")
     p = _Reader(policy_raw, where, prefix="policy.").only(
-        "allow", "noncommercial", "no_derivatives", "noassertion")
+        "allow", "noncommercial", "no_derivatives", "noassertion"
+    )
     noassertion = p.string("noassertion", default="reject")
     if noassertion not in NOASSERTION_ACTIONS:
-        raise SpecError(f'{where}: policy.noassertion must be "reject" or "review", '
-                        f"got {noassertion!r}")
+        raise SpecError(
+            f'{where}: policy.noassertion must be "reject" or "review", got {noassertion!r}'
+        )
     policy = LicencePolicy(
         allow=tuple(p.string_list("allow", default=list(LicencePolicy.allow))),
         noncommercial=p.boolean("noncommercial", default=False),
@@ -230,7 +253,8 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
     )
 
     lim = _Reader(r.table("limits"), where, prefix="limits.").only(
-        "per_class", "min_width", "min_height", "max_bytes")
+        "per_class", "min_width", "min_height", "max_bytes"
+    )
     limits = Limits(
         per_class=lim.integer("per_class", default=200, minimum=1),
         min_width=lim.integer("min_width", default=64, minimum=1),
@@ -238,7 +262,8 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         max_bytes=lim.integer("max_bytes", default=25_000_000, minimum=1024),
     )
     net = _Reader(r.table("network"), where, prefix="network.").only(
-        "allow_private", "min_interval", "timeout", "max_retries", "concurrency")
+        "allow_private", "min_interval", "timeout", "max_retries", "concurrency"
+    )
     network = NetworkSpec(
         allow_private=net.boolean("allow_private", default=False),
         min_interval=net.number("min_interval", default=1.0, minimum=0.0),
@@ -250,11 +275,15 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
     sources: dict[str, SourceSpec] = {}
     for src_name, src_raw in r.table("sources").items():
         if src_name not in DEFAULT_ENDPOINTS:
-            raise SpecError(f"{where}: [sources.{src_name}] is not a source we know; use one of "
-                            f"{', '.join(sorted(DEFAULT_ENDPOINTS))}")
+            raise SpecError(
+                f"{where}: [sources.{src_name}] is not a source we know; use one of "
+                f"{', '.join(sorted(DEFAULT_ENDPOINTS))}"
+            )
         if not isinstance(src_raw, dict):
-            raise SpecError(f"{where}: sources.{src_name} must be a table, e.g. "
-                            f'[sources.{src_name}] base_url = "..."')
+            raise SpecError(
+                f"{where}: sources.{src_name} must be a table, e.g. "
+                f'[sources.{src_name}] base_url = "..."'
+            )
         s = _Reader(src_raw, where, prefix=f"sources.{src_name}.")
         if not s.boolean("enabled", default=True):
             continue
@@ -284,7 +313,8 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
 
 def _parse_class(r: _Reader, index: int, raw: dict[str, Any]) -> ClassSpec:
     c = _Reader(raw, r.where, prefix=f"classes[{index}].").only(
-        "name", "aliases", "icd10", "terms", "exclude")
+        "name", "aliases", "icd10", "terms", "exclude"
+    )
     name = c.string("name", required=True)
     terms_raw = c.table("terms")
     terms: dict[str, tuple[str, ...]] = {}
@@ -314,8 +344,10 @@ class _Reader:
         """Refuse keys we do not know: a typo must not pass silently as a default."""
         for key in self.raw:
             if key not in allowed:
-                raise SpecError(f"{self.where}: {self.prefix}{key} is not a key we know here; "
-                                f"expected one of {', '.join(allowed)}")
+                raise SpecError(
+                    f"{self.where}: {self.prefix}{key} is not a key we know here; "
+                    f"expected one of {', '.join(allowed)}"
+                )
         return self
 
     def _fail(self, key: str, expected: str, got: Any) -> SpecError:

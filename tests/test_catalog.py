@@ -10,9 +10,15 @@ from acnedata.sources.base import Candidate
 
 
 def cand(source_id: str, klass: str, query: str = "q") -> Candidate:
-    return Candidate(source="commons", source_id=source_id, url=f"http://h/{source_id}.jpg",
-                     title=f"T {source_id}", licence_raw={"LicenseShortName": "CC BY 4.0"},
-                     query=query, searched_class=klass)
+    return Candidate(
+        source="commons",
+        source_id=source_id,
+        url=f"http://h/{source_id}.jpg",
+        title=f"T {source_id}",
+        licence_raw={"LicenseShortName": "CC BY 4.0"},
+        query=query,
+        searched_class=klass,
+    )
 
 
 def test_candidate_found_twice_keeps_one_row_and_both_classes(tmp_path):
@@ -31,15 +37,45 @@ def test_states_survive_reopening_and_verdicts_never_undo_a_download(tmp_path):
     with Catalog.open(tmp_path) as cat:
         a, _ = cat.add_candidate(cand("a", "papular"))
         b, _ = cat.add_candidate(cand("b", "papular"))
-        cat.set_verdict(a, spdx="CC-BY-4.0", licence_url=None, verdict="allow", reason="ok",
-                        no_derivatives=False, commercial=True)
-        cat.set_verdict(b, spdx="CC-BY-NC-ND-4.0", licence_url=None, verdict="reject",
-                        reason="nd", no_derivatives=True, commercial=False)
-        cat.mark_stored(a, file="images/ab/x.jpg", sha256="ab" * 32, original_sha256="ab" * 32,
-                        pixel_sha256=None, fmt="JPEG", width=10, height=10, size=100)
+        cat.set_verdict(
+            a,
+            spdx="CC-BY-4.0",
+            licence_url=None,
+            verdict="allow",
+            reason="ok",
+            no_derivatives=False,
+            commercial=True,
+        )
+        cat.set_verdict(
+            b,
+            spdx="CC-BY-NC-ND-4.0",
+            licence_url=None,
+            verdict="reject",
+            reason="nd",
+            no_derivatives=True,
+            commercial=False,
+        )
+        cat.mark_stored(
+            a,
+            file="images/ab/x.jpg",
+            sha256="ab" * 32,
+            original_sha256="ab" * 32,
+            pixel_sha256=None,
+            fmt="JPEG",
+            width=10,
+            height=10,
+            size=100,
+        )
         # A second gate pass must not send a stored item back to the queue.
-        cat.set_verdict(a, spdx="CC-BY-4.0", licence_url=None, verdict="allow", reason="ok",
-                        no_derivatives=False, commercial=True)
+        cat.set_verdict(
+            a,
+            spdx="CC-BY-4.0",
+            licence_url=None,
+            verdict="allow",
+            reason="ok",
+            no_derivatives=False,
+            commercial=True,
+        )
         cat.set_meta("k", {"x": [1, 2]})
     with Catalog.open(tmp_path) as cat:
         assert cat.item(a)["state"] == STORED
@@ -73,5 +109,7 @@ def test_newer_schema_refused(tmp_path):
         cat.set_meta("schema_version", 99)
     with pytest.raises(CatalogError, match="schema 99"):
         Catalog.open(tmp_path)
-    assert sqlite3.connect(tmp_path / "catalog.sqlite").execute(
-        "PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert (
+        sqlite3.connect(tmp_path / "catalog.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
+        == "wal"
+    )

@@ -1,4 +1,4 @@
-"""The CLI as a user meets it: a real process, one-line errors, exit codes, help for every command."""
+"""The CLI as a user meets it: a real process, one-line errors, exit codes, help everywhere."""
 
 import json
 import subprocess
@@ -10,8 +10,13 @@ from acnedata.cli import app
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "acnedata", *args], capture_output=True,
-                          text=True, timeout=120, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "acnedata", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -26,13 +31,18 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
 def test_bad_spec(tmp_path):
     spec = tmp_path / "bad.toml"
     spec.write_text('name = "x"\n[policy]\nnoassertion = "maybe"\n[[classes]]\nname = "a"\n')
-    assert_one_line_error(run("collect", str(spec), "--out", str(tmp_path / "o")),
-                          str(spec), "policy.noassertion")
+    assert_one_line_error(
+        run("collect", str(spec), "--out", str(tmp_path / "o")), str(spec), "policy.noassertion"
+    )
 
 
 def test_unknown_spec_name(tmp_path):
-    assert_one_line_error(run("collect", "acne-l99", "--out", str(tmp_path / "o")),
-                          "acne-l99", "unknown spec", "acne-l70")
+    assert_one_line_error(
+        run("collect", "acne-l99", "--out", str(tmp_path / "o")),
+        "acne-l99",
+        "unknown spec",
+        "acne-l70",
+    )
 
 
 def test_missing_contact_for_a_public_host(tmp_path):
@@ -47,9 +57,11 @@ def test_unreachable_host(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     spec = tmp_path / "s.toml"
-    spec.write_text(f'name = "x"\n[network]\nmax_retries = 0\nmin_interval = 0.0\n'
-                    f'[sources.commons]\nbase_url = "http://127.0.0.1:{port}/w/api.php"\n'
-                    '[[classes]]\nname = "a"\n')
+    spec.write_text(
+        f'name = "x"\n[network]\nmax_retries = 0\nmin_interval = 0.0\n'
+        f'[sources.commons]\nbase_url = "http://127.0.0.1:{port}/w/api.php"\n'
+        '[[classes]]\nname = "a"\n'
+    )
     proc = run("collect", str(spec), "--out", str(tmp_path / "o"), "--allow-private", "--quiet")
     assert_one_line_error(proc, "cannot connect")
 
@@ -74,8 +86,9 @@ def test_standalone_dedup_json(tmp_path):
     assert sorted(p.rsplit("/", 1)[-1] for p in clusters[0]) == ["a.png", "b.png"]
 
 
-@pytest.mark.parametrize("command", [c.name or c.callback.__name__
-                                     for c in app.registered_commands])
+@pytest.mark.parametrize(
+    "command", [c.name or c.callback.__name__ for c in app.registered_commands]
+)
 def test_every_command_has_help(command):
     proc = run(command, "--help")
     assert proc.returncode == 0

@@ -1,4 +1,4 @@
-"""The stages wired together against a real local server: resume, licences, duplicates, conflicts."""
+"""The stages wired together against a real local server: resume, licences, dupes, conflicts."""
 
 import io
 import json
@@ -26,8 +26,11 @@ def serve_images(server, n: int) -> list[str]:
         path = f"/img/{i}.jpg"
         server.route(path, body=jpeg(i), headers={"Content-Type": "image/jpeg"})
         paths.append(path)
-    server.route("/robots.txt", body="User-agent: *\nDisallow: /private/\n",
-                 headers={"Content-Type": "text/plain"})
+    server.route(
+        "/robots.txt",
+        body="User-agent: *\nDisallow: /private/\n",
+        headers={"Content-Type": "text/plain"},
+    )
     return paths
 
 
@@ -37,7 +40,8 @@ def write_spec(folder: Path, rows: list[dict], **policy) -> Path:
         for row in rows:
             fh.write(json.dumps(row) + "\n")
     noassertion = policy.get("noassertion", "reject")
-    (folder / "spec.toml").write_text(f"""
+    (folder / "spec.toml").write_text(
+        f"""
 name = "pipeline-test"
 [policy]
 allow = ["CC0-1.0", "CC-BY-*", "CC-BY-SA-*"]
@@ -55,14 +59,24 @@ path = "urls.jsonl"
 name = "papular"
 [[classes]]
 name = "pustular"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return folder / "spec.toml"
 
 
 def rows_for(server, paths, label="papular", licence="CC BY 4.0"):
-    return [{"url": server.url(p), "licence": licence, "label": label, "author": f"A{i}",
-             "page_url": server.url(f"/page/{i}"), "title": f"img {i}"}
-            for i, p in enumerate(paths)]
+    return [
+        {
+            "url": server.url(p),
+            "licence": licence,
+            "label": label,
+            "author": f"A{i}",
+            "page_url": server.url(f"/page/{i}"),
+            "title": f"img {i}",
+        }
+        for i, p in enumerate(paths)
+    ]
 
 
 class StopAfter(NullReporter):
@@ -95,8 +109,10 @@ def test_interrupted_run_resumes_without_a_second_download(httpserver, tmp_path)
     paths = serve_images(httpserver, 12)
     rows = rows_for(httpserver, paths)
     spec_a = load_spec(write_spec(tmp_path / "a", rows))
-    with Collector(spec_a, tmp_path / "a" / "out", reporter=StopAfter(5)) as col, \
-            pytest.raises(KeyboardInterrupt):
+    with (
+        Collector(spec_a, tmp_path / "a" / "out", reporter=StopAfter(5)) as col,
+        pytest.raises(KeyboardInterrupt),
+    ):
         col.collect()
     stored_first = sum(httpserver.counts[p] for p in paths)
     assert 5 <= stored_first < 12
@@ -125,13 +141,16 @@ def test_interrupted_run_resumes_without_a_second_download(httpserver, tmp_path)
 def test_licences_duplicates_failures_and_conflicts(httpserver, tmp_path):
     paths = serve_images(httpserver, 6)
     httpserver.route("/img/dup.jpg", body=jpeg(0), headers={"Content-Type": "image/jpeg"})
-    httpserver.route("/img/near.jpg", body=jpeg(1, quality=60),
-                     headers={"Content-Type": "image/jpeg"})
+    httpserver.route(
+        "/img/near.jpg", body=jpeg(1, quality=60), headers={"Content-Type": "image/jpeg"}
+    )
     httpserver.route("/img/cross.jpg", body=jpeg(2), headers={"Content-Type": "image/jpeg"})
-    httpserver.route("/img/html.jpg", body=b"<html><body>not an image</body></html>",
-                     headers={"Content-Type": "image/jpeg"})
-    httpserver.route("/img/corrupt.jpg", body=jpeg(3)[:400],
-                     headers={"Content-Type": "image/jpeg"})
+    httpserver.route(
+        "/img/html.jpg",
+        body=b"<html><body>not an image</body></html>",
+        headers={"Content-Type": "image/jpeg"},
+    )
+    httpserver.route("/img/corrupt.jpg", body=jpeg(3)[:400], headers={"Content-Type": "image/jpeg"})
     httpserver.route("/private/x.jpg", body=jpeg(4), headers={"Content-Type": "image/jpeg"})
     rows = rows_for(httpserver, paths)
     rows += [
@@ -142,8 +161,11 @@ def test_licences_duplicates_failures_and_conflicts(httpserver, tmp_path):
         {"url": httpserver.url("/img/corrupt.jpg"), "licence": "CC0", "label": "papular"},
         {"url": httpserver.url("/private/x.jpg"), "licence": "CC0", "label": "papular"},
         {"url": httpserver.url("/img/nd.jpg"), "licence": "CC BY-NC-ND 4.0", "label": "papular"},
-        {"url": httpserver.url("/img/none.jpg"), "licence": "all rights reserved",
-         "label": "papular"},
+        {
+            "url": httpserver.url("/img/none.jpg"),
+            "licence": "all rights reserved",
+            "label": "papular",
+        },
     ]
     out = tmp_path / "out"
     with Collector(load_spec(write_spec(tmp_path, rows)), out) as col:
@@ -186,7 +208,8 @@ def test_noassertion_to_review_is_downloaded_but_kept_out(httpserver, tmp_path):
         s = col.collect()
     assert s.review == 1
     assert [i["source"]["url"] for i in load_manifest(out / "manifest.json").items] == [
-        httpserver.url(paths[0])]
+        httpserver.url(paths[0])
+    ]
 
 
 def test_unreachable_host_is_one_clear_error(tmp_path):
@@ -196,7 +219,8 @@ def test_unreachable_host_is_one_clear_error(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the with-block ends: nothing listens there
     spec_file = tmp_path / "spec.toml"
-    spec_file.write_text(f"""
+    spec_file.write_text(
+        f"""
 name = "x"
 [network]
 allow_private = true
@@ -206,16 +230,22 @@ max_retries = 0
 base_url = "http://127.0.0.1:{port}/w/api.php"
 [[classes]]
 name = "a"
-""", encoding="utf-8")
-    with Collector(load_spec(spec_file), tmp_path / "out") as col, \
-            pytest.raises(NetworkError) as err:
+""",
+        encoding="utf-8",
+    )
+    with (
+        Collector(load_spec(spec_file), tmp_path / "out") as col,
+        pytest.raises(NetworkError) as err,
+    ):
         col.collect()
     assert f"127.0.0.1:{port}" in str(err.value) and "cannot connect" in str(err.value)
     assert "\n" not in str(err.value)
 
 
 def test_public_api_without_contact_is_refused_before_any_request(tmp_path):
-    with Collector(load_spec("acne-l70"), tmp_path / "out") as col, \
-            pytest.raises(NetworkError, match="no contact given"):
+    with (
+        Collector(load_spec("acne-l70"), tmp_path / "out") as col,
+        pytest.raises(NetworkError, match="no contact given"),
+    ):
         col.collect()
     assert col.session.request_count() == 0

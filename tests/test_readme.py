@@ -7,8 +7,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    ci_lines = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines()
-                if ln.strip() and not ln.startswith("#")]
+    ci_lines = [
+        ln
+        for ln in (ROOT / ".ci" / "run").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     test_command = ci_lines[-1]
     assert "pytest" in test_command
     assert test_command in readme

@@ -21,8 +21,9 @@ def spec_for(base_url: str, **source_opts):
         "limits": {"per_class": source_opts.pop("per_class", 50)},
         "network": {"allow_private": True, "min_interval": 0.0},
         "sources": {"commons": {"base_url": base_url, **source_opts}},
-        "classes": [{"name": "pustular", "terms": {"en": ["pustular acne"],
-                                                    "ko": ["농포성 여드름"]}}],
+        "classes": [
+            {"name": "pustular", "terms": {"en": ["pustular acne"], "ko": ["농포성 여드름"]}}
+        ],
     }
     return parse_spec(raw, where="test.toml")
 
@@ -31,20 +32,32 @@ def page(pageid: int, index: int, licence: str = "CC BY-SA 4.0") -> dict:
     meta = {
         "ObjectName": {"value": f"Acne {pageid}", "source": "x", "hidden": ""},
         "ImageDescription": {"value": "<p>Papulo<b>pustular</b> acne</p>", "source": "x"},
-        "Artist": {"value": '<a href="//commons.wikimedia.org/wiki/User:X">X Y</a>',
-                   "source": "x"},
+        "Artist": {"value": '<a href="//commons.wikimedia.org/wiki/User:X">X Y</a>', "source": "x"},
         "Credit": {"value": '<span class="int-own-work">Own work</span>', "source": "x"},
         "LicenseShortName": {"value": licence, "source": "x", "hidden": ""},
         "LicenseUrl": {"value": "https://creativecommons.org/licenses/by-sa/4.0", "source": "x"},
         "License": {"value": "cc-by-sa-4.0", "source": "x"},
         "AttributionRequired": {"value": "true", "source": "x"},
     }
-    return {"pageid": pageid, "ns": 6, "title": f"File:Acne {pageid}.jpg", "index": index,
-            "imageinfo": [{"url": f"http://img/{pageid}.jpg", "width": 800, "height": 600,
-                           "thumburl": f"http://img/thumb/{pageid}.jpg", "thumbwidth": 330,
-                           "thumbheight": 248,
-                           "descriptionurl": f"https://commons.wikimedia.org/wiki/File:{pageid}",
-                           "mime": "image/jpeg", "extmetadata": meta}]}
+    return {
+        "pageid": pageid,
+        "ns": 6,
+        "title": f"File:Acne {pageid}.jpg",
+        "index": index,
+        "imageinfo": [
+            {
+                "url": f"http://img/{pageid}.jpg",
+                "width": 800,
+                "height": 600,
+                "thumburl": f"http://img/thumb/{pageid}.jpg",
+                "thumbwidth": 330,
+                "thumbheight": 248,
+                "descriptionurl": f"https://commons.wikimedia.org/wiki/File:{pageid}",
+                "mime": "image/jpeg",
+                "extmetadata": meta,
+            }
+        ],
+    }
 
 
 def commons_handler(version: int, batches: list[list[dict]]):
@@ -102,8 +115,9 @@ def test_commons_thumb_width_and_per_class_limit(httpserver):
     httpserver.route("/w/api.php", handler=commons_handler(2, batches))
     spec = spec_for(httpserver.url("/w/api.php"), thumb_width=330, per_class=3)
     with PoliteSession(HttpConfig.from_spec(spec)) as session:
-        found = list(CommonsSource().candidates(SearchContext(spec, spec.sources["commons"],
-                                                              session)))
+        found = list(
+            CommonsSource().candidates(SearchContext(spec, spec.sources["commons"], session))
+        )
     assert len(found) == 3
     assert found[0].url == "http://img/thumb/1.jpg"
     assert (found[0].width, found[0].height) == (330, 248)
@@ -111,12 +125,16 @@ def test_commons_thumb_width_and_per_class_limit(httpserver):
 
 
 def test_commons_api_error_is_a_source_error(httpserver):
-    httpserver.route("/w/api.php", body=json.dumps(
-        {"error": {"code": "badvalue", "info": "Unrecognized value"}}),
-        headers={"Content-Type": "application/json"})
+    httpserver.route(
+        "/w/api.php",
+        body=json.dumps({"error": {"code": "badvalue", "info": "Unrecognized value"}}),
+        headers={"Content-Type": "application/json"},
+    )
     spec = spec_for(httpserver.url("/w/api.php"))
-    with PoliteSession(HttpConfig.from_spec(spec)) as session, \
-            pytest.raises(SourceError, match="badvalue"):
+    with (
+        PoliteSession(HttpConfig.from_spec(spec)) as session,
+        pytest.raises(SourceError, match="badvalue"),
+    ):
         list(CommonsSource().candidates(SearchContext(spec, spec.sources["commons"], session)))
 
 
@@ -128,8 +146,11 @@ def test_html_to_text():
 def _local_ctx(tmp_path: Path, name: str, opts: dict) -> SearchContext:
     spec_file = tmp_path / "spec.toml"
     spec_file.write_text("")
-    raw = {"name": "t", "sources": {name: opts},
-           "classes": [{"name": "comedonal", "aliases": ["blemish"]}, {"name": "papular"}]}
+    raw = {
+        "name": "t",
+        "sources": {name: opts},
+        "classes": [{"name": "comedonal", "aliases": ["blemish"]}, {"name": "papular"}],
+    }
     spec = parse_spec(raw, where=str(spec_file))
     return SearchContext(spec, spec.sources[name], PoliteSession(HttpConfig()))
 
@@ -138,7 +159,9 @@ def test_url_list_csv_and_jsonl(tmp_path):
     (tmp_path / "urls.csv").write_text(
         "url,license,author,page,label\n"
         "http://a/1.jpg,CC BY 4.0,Ann,http://a/p1,blemish\n"
-        "http://a/2.jpg,,,,\n", encoding="utf-8")
+        "http://a/2.jpg,,,,\n",
+        encoding="utf-8",
+    )
     found = list(UrlListSource().candidates(_local_ctx(tmp_path, "urllist", {"path": "urls.csv"})))
     assert [c.url for c in found] == ["http://a/1.jpg", "http://a/2.jpg"]
     assert found[0].label_hint == "comedonal"  # alias mapped onto the class
@@ -148,9 +171,11 @@ def test_url_list_csv_and_jsonl(tmp_path):
 
     (tmp_path / "urls.jsonl").write_text(
         json.dumps({"url": "http://b/1.png", "licence": "CC0", "label": "papular"}) + "\n",
-        encoding="utf-8")
-    found = list(UrlListSource().candidates(_local_ctx(tmp_path, "urllist",
-                                                       {"path": "urls.jsonl"})))
+        encoding="utf-8",
+    )
+    found = list(
+        UrlListSource().candidates(_local_ctx(tmp_path, "urllist", {"path": "urls.jsonl"}))
+    )
     assert found[0].label_hint == "papular" and found[0].licence_raw["licence"] == "CC0"
 
 
@@ -168,13 +193,14 @@ def test_folder_source_with_sidecars(tmp_path):
         (root / klass).mkdir(parents=True)
         for i in range(n):
             make_image(i).save(root / klass / f"{i}.png")
-    (root / "papular" / "0.json").write_text(json.dumps(
-        {"licence": "CC0", "author": "Bo", "page_url": "http://p"}), encoding="utf-8")
-    ctx = _local_ctx(tmp_path, "folder", {"path": "photos", "licence": "CC-BY-4.0",
-                                          "author": "Team"})
+    (root / "papular" / "0.json").write_text(
+        json.dumps({"licence": "CC0", "author": "Bo", "page_url": "http://p"}), encoding="utf-8"
+    )
+    ctx = _local_ctx(
+        tmp_path, "folder", {"path": "photos", "licence": "CC-BY-4.0", "author": "Team"}
+    )
     found = list(FolderSource().candidates(ctx))
-    assert sorted(c.source_id for c in found) == ["blemish/0.png", "blemish/1.png",
-                                                  "papular/0.png"]
+    assert sorted(c.source_id for c in found) == ["blemish/0.png", "blemish/1.png", "papular/0.png"]
     by_id = {c.source_id: c for c in found}
     assert by_id["blemish/0.png"].label_hint == "comedonal"
     assert by_id["blemish/0.png"].licence_raw == {"licence": "CC-BY-4.0"}

@@ -46,12 +46,17 @@ def test_builtin_acne_spec_has_the_papers_four_classes_in_two_languages():
 
 
 def test_contact_base_url_and_allow_private_are_honoured(tmp_path):
-    path = write(tmp_path, 'contact = "me@example.org"\n' + MINIMAL + """
+    path = write(
+        tmp_path,
+        'contact = "me@example.org"\n'
+        + MINIMAL
+        + """
 [network]
 allow_private = true
 [sources.commons]
 base_url = "http://127.0.0.1:9/w/api.php"
-""")
+""",
+    )
     spec = load_spec(path)
     assert spec.contact == "me@example.org"
     assert spec.network.allow_private is True
@@ -70,13 +75,13 @@ def test_disabled_source_is_dropped(tmp_path):
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [
-        ("[policy]\nnoassertion = \"maybe\"\n", "policy.noassertion"),
-        ("[network]\nallow_private = \"yes\"\n", "network.allow_private must be true or false"),
+        ('[policy]\nnoassertion = "maybe"\n', "policy.noassertion"),
+        ('[network]\nallow_private = "yes"\n', "network.allow_private must be true or false"),
         ("[limits]\nper_class = -3\n", "limits.per_class must be at least 1"),
-        ("[sources.nowhere]\nbase_url = \"x\"\n", "[sources.nowhere] is not a source we know"),
+        ('[sources.nowhere]\nbase_url = "x"\n', "[sources.nowhere] is not a source we know"),
         ("[sources.commons]\nbase_url = 5\n", "sources.commons.base_url must be a string"),
-        ("[[classes]]\nname = \"beta\"\n", "'beta' is used twice"),
-        ("contact = \"late@example.org\"\n", "classes[1].contact is not a key we know"),
+        ('[[classes]]\nname = "beta"\n', "'beta' is used twice"),
+        ('contact = "late@example.org"\n', "classes[1].contact is not a key we know"),
         ("[limits]\nper_clas = 3\n", "limits.per_clas is not a key we know"),
     ],
 )
@@ -92,12 +97,12 @@ def test_malformed_spec_gets_one_line_naming_file_and_key(tmp_path, extra, fragm
 
 def test_missing_name_invalid_toml_and_unknown_spec(tmp_path):
     with pytest.raises(SpecError, match="missing key name"):
-        load_spec(write(tmp_path, "[[classes]]\nname = \"a\"\n"))
+        load_spec(write(tmp_path, '[[classes]]\nname = "a"\n'))
     with pytest.raises(SpecError, match="not valid TOML"):
         load_spec(write(tmp_path, "name = \n"))
-    with pytest.raises(SpecError, match="unknown spec; .*acne-l70"):
+    with pytest.raises(SpecError, match=r"unknown spec; .*acne-l70"):
         load_spec("no-such-spec")
     with pytest.raises(SpecError, match="spec file not found"):
         load_spec(tmp_path / "missing.toml")
-    with pytest.raises(SpecError, match="classes.*empty"):
-        load_spec(write(tmp_path, "name = \"x\"\n"))
+    with pytest.raises(SpecError, match=r"classes.*empty"):
+        load_spec(write(tmp_path, 'name = "x"\n'))

@@ -23,8 +23,9 @@ class HuggingFacePortal:
                     break
                 data, resp = ctx.session.get_json(url, params=params)
                 if not isinstance(data, list):
-                    raise SourceError(f"{url}: not a Hugging Face datasets response "
-                                      "(expected a JSON array)")
+                    raise SourceError(
+                        f"{url}: not a Hugging Face datasets response (expected a JSON array)"
+                    )
                 for repo in data:
                     if isinstance(repo, dict) and repo.get("id"):
                         hit = _hit(repo, ctx.source.base_url)
@@ -45,13 +46,16 @@ def _hit(repo: dict[str, Any], base_url: str) -> PortalHit:
         raw["tags"] = licence_tags
     if isinstance(card, dict) and card.get("license"):
         raw["cardData"] = {"license": card["license"]}
-    is_images = any(t in tags for t in ("modality:image", "task_categories:image-classification",
-                                        "format:imagefolder"))
+    is_images = any(
+        t in tags
+        for t in ("modality:image", "task_categories:image-classification", "format:imagefolder")
+    )
     site = base_url.split("/api/")[0] if "/api/" in base_url else "https://huggingface.co"
     return PortalHit(
         portal="huggingface",
         name=str(repo["id"]),
-        title=str((card or {}).get("pretty_name") or repo["id"]) if isinstance(card, dict)
+        title=str((card or {}).get("pretty_name") or repo["id"])
+        if isinstance(card, dict)
         else str(repo["id"]),
         url=f"{site}/datasets/{repo['id']}",
         licence_raw=raw,

@@ -17,8 +17,13 @@ class ZenodoPortal:
         hits: dict[str, PortalHit] = {}
         for query in ctx.queries:
             url: str | None = ctx.source.base_url
-            params: dict[str, Any] | None = {"q": query, "type": "dataset", "sort": "bestmatch",
-                                             "page": 1, "size": 25}
+            params: dict[str, Any] | None = {
+                "q": query,
+                "type": "dataset",
+                "sort": "bestmatch",
+                "page": 1,
+                "size": 25,
+            }
             for _ in range(MAX_PAGES):
                 if not url:
                     break
@@ -60,7 +65,13 @@ def _hit(rec: dict[str, Any]) -> PortalHit | None:
         licence_raw={"license": licence_id} if licence_id else {},
         size=sum(int(f.get("size") or 0) for f in files) or None,
         is_image_data=is_images,
-        files=[{"key": f.get("key"), "size": f.get("size"),
-                "url": (f.get("links") or {}).get("self"), "checksum": f.get("checksum")}
-               for f in files],
+        files=[
+            {
+                "key": f.get("key"),
+                "size": f.get("size"),
+                "url": (f.get("links") or {}).get("self"),
+                "checksum": f.get("checksum"),
+            }
+            for f in files
+        ],
     )

@@ -73,7 +73,7 @@ def option_path(ctx: SearchContext, key: str) -> Path:
     """A path option of a source, relative to the spec file's folder when not absolute."""
     value = ctx.source.options.get(key)
     if not value:
-        raise SourceError(f"{ctx.spec.path}: [sources.{ctx.source.name}] needs {key} = \"...\"")
+        raise SourceError(f'{ctx.spec.path}: [sources.{ctx.source.name}] needs {key} = "..."')
     path = Path(str(value)).expanduser()
     if not path.is_absolute() and ctx.spec.path and not ctx.spec.path.startswith("builtin:"):
         path = Path(ctx.spec.path).parent / path

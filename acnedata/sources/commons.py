@@ -16,8 +16,17 @@ EXTMETADATA_FIELDS = (
     "UsageTerms|AttributionRequired|Copyrighted|Restrictions|Categories"
 )
 # Licence-bearing extmetadata kept verbatim for the legal gate and the attribution file.
-LICENCE_FIELDS = ("LicenseShortName", "License", "LicenseUrl", "UsageTerms",
-                  "AttributionRequired", "Copyrighted", "Restrictions", "Credit", "Attribution")
+LICENCE_FIELDS = (
+    "LicenseShortName",
+    "License",
+    "LicenseUrl",
+    "UsageTerms",
+    "AttributionRequired",
+    "Copyrighted",
+    "Restrictions",
+    "Credit",
+    "Attribution",
+)
 BATCH = 20  # gsrlimit: Commons asks for at most 50 when extmetadata is requested
 
 
@@ -70,12 +79,16 @@ class CommonsSource:
         while True:
             data, _ = ctx.session.get_json(ctx.source.base_url, params={**params, **cont})
             if not isinstance(data, dict):
-                raise SourceError(f"{ctx.source.base_url}: expected a JSON object from the "
-                                  "MediaWiki API, got " + type(data).__name__)
+                raise SourceError(
+                    f"{ctx.source.base_url}: expected a JSON object from the "
+                    "MediaWiki API, got " + type(data).__name__
+                )
             if "error" in data:
                 err = data["error"]
-                raise SourceError(f"{ctx.source.base_url}: API error "
-                                  f"{err.get('code', '?')}: {err.get('info', '')}"[:300])
+                raise SourceError(
+                    f"{ctx.source.base_url}: API error "
+                    f"{err.get('code', '?')}: {err.get('info', '')}"[:300]
+                )
             for page in _pages(data):
                 cand = _candidate(page, cls.name, term, bool(thumb_width))
                 if cand is not None:

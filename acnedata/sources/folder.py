@@ -13,9 +13,15 @@ from acnedata.sources.base import Candidate, SearchContext, label_for, option_pa
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp"}
 
 
-def folder_candidates(root: Path, *, licence: str | None = None, author: str | None = None,
-                      page_url: str | None = None, label_map=None,
-                      citation: str | None = None) -> Iterator[Candidate]:
+def folder_candidates(
+    root: Path,
+    *,
+    licence: str | None = None,
+    author: str | None = None,
+    page_url: str | None = None,
+    label_map=None,
+    citation: str | None = None,
+) -> Iterator[Candidate]:
     """Every image under root/<class>/..., labelled by its first-level folder.
 
     A sidecar `<image>.json` (or `<class>/licence.json` for the whole folder) may give
@@ -36,8 +42,11 @@ def folder_candidates(root: Path, *, licence: str | None = None, author: str | N
         for path in sorted(class_dir.rglob("*")):
             if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
                 continue
-            meta = {**folder_meta, **_sidecar(path.with_name(path.name + ".json")),
-                    **_sidecar(path.with_suffix(".json"))}
+            meta = {
+                **folder_meta,
+                **_sidecar(path.with_name(path.name + ".json")),
+                **_sidecar(path.with_suffix(".json")),
+            }
             raw = {"licence": meta.get("licence") or meta.get("license") or licence or ""}
             if meta.get("licence_url") or meta.get("license_url"):
                 raw["licence_url"] = meta.get("licence_url") or meta.get("license_url")

@@ -1,4 +1,4 @@
-"""URL-list source: a CSV or JSON Lines file of image URLs with optional licence and label columns."""
+"""URL-list source: a CSV or JSON Lines file of image URLs with optional licence and label."""
 
 from __future__ import annotations
 
@@ -13,9 +13,18 @@ from acnedata.sources.base import Candidate, SearchContext, label_for, option_pa
 
 # Accepted column spellings → our field names.
 COLUMN_ALIASES = {
-    "url": "url", "licence": "licence", "license": "licence", "licence_url": "licence_url",
-    "license_url": "licence_url", "author": "author", "creator": "author", "page": "page_url",
-    "page_url": "page_url", "title": "title", "label": "label", "class": "label",
+    "url": "url",
+    "licence": "licence",
+    "license": "licence",
+    "licence_url": "licence_url",
+    "license_url": "licence_url",
+    "author": "author",
+    "creator": "author",
+    "page": "page_url",
+    "page_url": "page_url",
+    "title": "title",
+    "label": "label",
+    "class": "label",
 }
 
 
@@ -35,8 +44,10 @@ def read_rows(path: Path) -> list[dict[str, str]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError:
-                raise SourceError(f"{path}:{n}: not a JSON object per line; "
-                                  "write one {\"url\": ...} object per line") from None
+                raise SourceError(
+                    f"{path}:{n}: not a JSON object per line; "
+                    'write one {"url": ...} object per line'
+                ) from None
             if not isinstance(obj, dict):
                 raise SourceError(f"{path}:{n}: expected a JSON object with a url")
             rows.append(obj)
@@ -44,8 +55,11 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         rows = list(csv.DictReader(text.splitlines()))
     out = []
     for n, row in enumerate(rows, 1):
-        norm = {COLUMN_ALIASES.get(str(k).strip().lower(), str(k).strip().lower()): _str(v)
-                for k, v in row.items() if k is not None}
+        norm = {
+            COLUMN_ALIASES.get(str(k).strip().lower(), str(k).strip().lower()): _str(v)
+            for k, v in row.items()
+            if k is not None
+        }
         if not norm.get("url"):
             raise SourceError(f"{path}: row {n} has no url; every row needs a url column")
         out.append(norm)
@@ -56,10 +70,13 @@ def _str(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
-def rows_to_candidates(rows: list[dict[str, str]], *,
-                       label_map: Callable[[str], str | None] | None = None,
-                       default_label: str | None = None,
-                       default_licence: str | None = None) -> Iterator[Candidate]:
+def rows_to_candidates(
+    rows: list[dict[str, str]],
+    *,
+    label_map: Callable[[str], str | None] | None = None,
+    default_label: str | None = None,
+    default_licence: str | None = None,
+) -> Iterator[Candidate]:
     """Candidates from normalised rows.
 
     `label_map` maps a row's label onto a class name; a label that names no class is kept as a
@@ -102,4 +119,3 @@ class UrlListSource:
             default_label=label_for(ctx.spec, opts.get("default_label")),
             default_licence=opts.get("licence") or opts.get("license"),
         )
-
