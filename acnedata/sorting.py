@@ -39,6 +39,9 @@ def excluded_terms(spec: DatasetSpec, klass: str, texts: Iterable[str]) -> list[
     return [t for t in cls.exclude if fold(t) in haystack]
 
 
+SEARCH_WEIGHT = 2.0  # being found by a class's own search counts as two matching terms
+
+
 @dataclass(frozen=True)
 class Assignment:
     """A provisional class with a reason, and why a person must look at it (None: no review)."""
@@ -46,6 +49,25 @@ class Assignment:
     label: str | None
     reason: str
     review: str | None
+
+
+def class_scores(
+    spec: DatasetSpec, *, found_for: Iterable[str], texts: list[str]
+) -> list[tuple[str, float, str]]:
+    """(class, score, human-readable why) per class, best first; ties keep spec order."""
+    found = set(found_for)
+    text = score_text(spec, texts)
+    rows = []
+    for cls in spec.classes:
+        parts, score = [], text[cls.name].score
+        if cls.name in found:
+            score += SEARCH_WEIGHT
+            parts.append("found by its search")
+        if text[cls.name].matched:
+            parts.append("text: " + ", ".join(text[cls.name].matched))
+        rows.append((cls.name, score, "; ".join(parts) or "no evidence"))
+    order = {c.name: i for i, c in enumerate(spec.classes)}
+    return sorted(rows, key=lambda r: (-r[1], order[r[0]]))
 
 
 def assign(
@@ -57,37 +79,35 @@ def assign(
     query: str | None = None,
     licence_review: str | None = None,
 ) -> Assignment:
-    """Provisional class for one item from the class(es) whose search found it and its text."""
+    """Provisional class from the class(es) whose search found the item and from its text.
+
+    Auto-assigned only when the best class leads the next by the spec's margin; a duplicate
+    cluster whose members were found for different classes is a conflict for a person.
+    """
     if len(cluster_classes) > 1:
         names = ", ".join(sorted(cluster_classes))
         where = "this item" if len(set(found_for)) > 1 else "its duplicate cluster"
         return Assignment(
             None, f"conflict: {where} was found for {names}", f"cross-class conflict ({names})"
         )
-    klass = next(iter(cluster_classes), None) or (found_for[0] if found_for else None)
-    if klass is None:
-        scores = score_text(spec, texts)
-        best = max(scores.values(), key=lambda s: s.score)
-        if best.score == 0:
-            return Assignment(
-                None, "no class: no search or text names one", "no class could be assigned"
-            )
-        klass = best.name
-    why = f"found by search {query!r} for {klass}" if query else f"labelled {klass} by its source"
-    excluded = excluded_terms(spec, klass, texts)
-    if excluded:
-        return Assignment(klass, why, f"excluded term {excluded[0]!r} in its title or text")
-    scores = score_text(spec, texts)
-    own = scores[klass].score
-    rival = max(
-        (s for s in scores.values() if s.name != klass), key=lambda s: s.score, default=None
+    scores = class_scores(spec, found_for=found_for or cluster_classes, texts=texts)
+    (best, best_score, best_why), (runner, runner_score, _) = (
+        scores[0],
+        scores[1] if len(scores) > 1 else (None, 0.0, ""),
     )
-    if rival is not None and rival.score >= own + spec.sort_margin and rival.score > 0:
+    summary = "; ".join(f"{n} {sc:g} ({why})" for n, sc, why in scores if sc > 0)
+    if best_score == 0:
+        return Assignment(None, "no class: no search or text names one", "no class matched")
+    via = f" via {query!r}" if query and best in found_for else ""
+    reason = f"{best}{via}: {summary}"
+    excluded = excluded_terms(spec, best, texts)
+    if excluded:
+        return Assignment(best, reason, f"excluded term {excluded[0]!r} in its title or text")
+    if found_for and best not in found_for:
+        searched = ", ".join(sorted(set(found_for)))
+        return Assignment(best, reason, f"text points to {best}, search found it for {searched}")
+    if runner is not None and best_score - runner_score < spec.sort_margin:
         return Assignment(
-            klass,
-            why,
-            f"its text points to {rival.name} ({', '.join(rival.matched)}) more than to {klass}",
+            best, reason, f"too close to call: {best} {best_score:g} vs {runner} {runner_score:g}"
         )
-    if licence_review:
-        return Assignment(klass, why, licence_review)
-    return Assignment(klass, why, None)
+    return Assignment(best, reason, licence_review)
