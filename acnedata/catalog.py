@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS items (
     retrieved_at TEXT,
     -- dedup and sorting
     phash TEXT,
+    phash_alt TEXT,
     cluster TEXT,
     duplicate_of INTEGER,
     label TEXT,
@@ -307,8 +308,9 @@ class Catalog:
         return cur.rowcount
 
     # --- dedup and sorting ----------------------------------------------------------------
-    def set_phash(self, item_id: int, phash: str) -> None:
-        self.db.execute("UPDATE items SET phash=? WHERE id=?", (phash, item_id))
+    def set_phash(self, item_id: int, phash: str, alt: str | None = None) -> None:
+        """The perceptual hash, and the hash of the mirrored image (catches flipped copies)."""
+        self.db.execute("UPDATE items SET phash=?, phash_alt=? WHERE id=?", (phash, alt, item_id))
 
     def set_cluster(self, item_id: int, cluster: str, duplicate_of: int | None) -> None:
         self.db.execute(

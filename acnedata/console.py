@@ -142,6 +142,12 @@ def summary_tables(s: Summary) -> list[Table]:
     for name, n in s.per_class.items():
         per_class.add_row(name, str(n))
     tables = [main, per_class]
+    if s.skipped_pages:
+        skipped = Table(title="Pages passed over on purpose (robots, noai, refused atlases)")
+        skipped.add_column("page: why", overflow="fold")
+        for line in s.skipped_pages:
+            skipped.add_row(line)
+        tables.append(skipped)
     if s.source_errors:
         errors = Table(title="Source errors (the run went on without them)")
         errors.add_column("source: error", overflow="fold")

@@ -236,7 +236,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds)
 
 
-def _x_robots_block(values: Iterable[str]) -> str | None:
+def x_robots_block(values: Iterable[str]) -> str | None:
     """The first X-Robots-Tag directive that forbids us using the item, or None."""
     for value in values:
         agent: str | None = None  # a "name:" prefix scopes the rest of that header value
@@ -717,7 +717,7 @@ class PoliteSession:
     def _check_x_robots(self, resp: requests.Response, url: str) -> None:
         getlist = getattr(resp.raw.headers, "getlist", None)
         values = getlist("X-Robots-Tag") if getlist else [resp.headers.get("X-Robots-Tag", "")]
-        directive = _x_robots_block(v for v in values if v)
+        directive = x_robots_block(v for v in values if v)
         if directive:
             raise _Failure("xrobots", f"X-Robots-Tag: {directive}", url, status=resp.status_code)
 

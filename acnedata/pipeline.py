@@ -78,6 +78,7 @@ class Summary:
     review_reasons: list[tuple[str, int]]
     per_class: dict[str, int]
     source_errors: list[str]
+    skipped_pages: list[str] = field(default_factory=list)
     manifest: Path | None = None
     portals: PortalReport | None = None
     stopped_for_portal: bool = False
@@ -199,9 +200,10 @@ class Collector:
                     errors.append(f"{src.name}: not supported yet")
                     continue
                 ctx = SearchContext(self.spec, src, self.session)
+                source = source_cls()
                 try:
                     self.catalog.db.execute("BEGIN")
-                    for batch, cand in enumerate(source_cls().candidates(ctx), 1):
+                    for batch, cand in enumerate(source.candidates(ctx), 1):
                         _, new = self.catalog.add_candidate(cand)
                         counts["new" if new else "again"] += 1
                         progress.advance()
@@ -210,6 +212,9 @@ class Collector:
                             self.catalog.db.execute("BEGIN")
                     self.catalog.db.execute("COMMIT")
                     self.catalog.set_meta(done_key, self.spec.sha256)
+                    # pages a source passed over on purpose (noai, robots, refused atlases)
+                    skipped = [f"{url}: {why}" for url, why in getattr(source, "skipped", [])]
+                    self.catalog.set_meta(f"skipped:{src.name}", skipped)
                 except AcnedataError as exc:
                     self.catalog.db.execute("COMMIT")
                     errors.append(f"{src.name}: {exc}")
@@ -290,9 +295,8 @@ class Collector:
         with self.reporter.stage("hash", total=len(need_hash)) as progress:
             for row in need_hash:
                 try:
-                    self.catalog.set_phash(
-                        row["id"], dedup.perceptual_hash(load_rgb(self.out / row["file"]))
-                    )
+                    hashes = dedup.perceptual_hashes(load_rgb(self.out / row["file"]))
+                    self.catalog.set_phash(row["id"], hashes[0], hashes[1])
                 except OSError as exc:
                     self.catalog.mark_failed(row["id"], f"stored file unreadable: {exc}")
                 progress.advance()
@@ -303,6 +307,7 @@ class Collector:
                 sha256=r["sha256"],
                 phash=r["phash"],
                 pixel_sha256=r["pixel_sha256"],
+                alt_phashes=(r["phash_alt"],) if r["phash_alt"] else (),
                 rank=_rank(r),
             )
             for r in rows
@@ -401,6 +406,9 @@ class Collector:
             review_reasons=Counter(r["review"] for r in review).most_common(5),
             per_class={c: per_class.get(c, 0) for c in self.spec.class_names},
             source_errors=cat.get_meta("source_errors", []),
+            skipped_pages=[
+                line for name in self.spec.sources for line in cat.get_meta(f"skipped:{name}", [])
+            ],
             requests=self.session.request_count(),
         )
 

@@ -91,10 +91,8 @@ def assign(
             None, f"conflict: {where} was found for {names}", f"cross-class conflict ({names})"
         )
     scores = class_scores(spec, found_for=found_for or cluster_classes, texts=texts)
-    (best, best_score, best_why), (runner, runner_score, _) = (
-        scores[0],
-        scores[1] if len(scores) > 1 else (None, 0.0, ""),
-    )
+    best, best_score, _ = scores[0]
+    runner, runner_score, _ = scores[1] if len(scores) > 1 else (None, 0.0, "")
     summary = "; ".join(f"{n} {sc:g} ({why})" for n, sc, why in scores if sc > 0)
     if best_score == 0:
         return Assignment(None, "no class: no search or text names one", "no class matched")

@@ -3,10 +3,16 @@
 from acnedata.sources.base import Candidate, SearchContext, Source
 from acnedata.sources.commons import CommonsSource
 from acnedata.sources.folder import FolderSource
+from acnedata.sources.isic import IsicSource
+from acnedata.sources.openverse import OpenverseSource
 from acnedata.sources.urllist import UrlListSource
+from acnedata.sources.webpage import WebPageSource
 
 SOURCES: dict[str, type] = {
     "commons": CommonsSource,
+    "openverse": OpenverseSource,
+    "isic": IsicSource,
+    "webpage": WebPageSource,
     "urllist": UrlListSource,
     "folder": FolderSource,
 }

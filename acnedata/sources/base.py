@@ -78,3 +78,13 @@ def option_path(ctx: SearchContext, key: str) -> Path:
     if not path.is_absolute() and ctx.spec.path and not ctx.spec.path.startswith("builtin:"):
         path = Path(ctx.spec.path).parent / path
     return path
+
+
+def int_option(ctx: SearchContext, key: str, default: int) -> int:
+    """An integer option of the source, with a one-line error for anything else."""
+    value = ctx.source.options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+        raise SourceError(
+            f"[sources.{ctx.source.name}] {key} must be a whole number, got {value!r}"
+        )
+    return int(value)
