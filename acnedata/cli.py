@@ -166,7 +166,11 @@ def fetch(
     noassertion: Annotated[
         str, typer.Option(help="Rows with no recognisable licence: review or reject.")
     ] = "review",
-    workers: Annotated[int, typer.Option(help="Concurrent downloads.")] = 8,
+    workers: Annotated[int, typer.Option(help="Downloads in flight at once, all hosts.")] = 8,
+    per_host: Annotated[int, typer.Option(help="Downloads in flight to any one host.")] = 2,
+    rate: Annotated[
+        float, typer.Option(help="Requests per second to any one host (token bucket; 0: none).")
+    ] = 0.0,
     retry_failed: Annotated[bool, typer.Option(help="Retry items whose download failed.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -188,6 +192,7 @@ def fetch(
         licence=licence,
         workers=workers,
     )
+    spec = _with_network(spec, workers=workers, per_host=per_host, rate=rate)
     with Collector(spec, out, reporter=RichReporter(quiet)) as col:
         col.search()
         col.gate()
@@ -196,6 +201,57 @@ def fetch(
         col.sort()
         summary = col.summary()
         summary.manifest = col.write_manifest()
+        failures = col.catalog.top_reasons("failed", limit=20)
+    _print_summary(summary)
+    _print_failures(failures)
+
+
+@app.command("import")
+@user_errors
+def import_(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A folder of class subfolders, a labels CSV, a "
+            "zip/tar, or an http(s) archive / Zenodo record URL."
+        ),
+    ],
+    out: OutOpt,
+    licence: Annotated[
+        str, typer.Option("--licence", "--license", help="The dataset's licence, e.g. CC-BY-4.0.")
+    ],
+    author: Annotated[str | None, typer.Option(help="Author or owner to credit.")] = None,
+    citation: Annotated[str | None, typer.Option(help="Citation recorded on every item.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="CSV with file,label columns.")] = None,
+    title: Annotated[str | None, typer.Option(help="Dataset title.")] = None,
+    page_url: Annotated[str | None, typer.Option(help="The dataset's landing page.")] = None,
+    contact: ContactOpt = None,
+    allow_private: Annotated[bool, typer.Option(help="Allow loopback/private addresses.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Bring in an existing dataset, its licence and citation on every item (local: no network)."""
+    from acnedata.console import RichReporter
+    from acnedata.http import HttpConfig, PoliteSession
+    from acnedata.importer import import_dataset
+
+    session = None
+    if allow_private:
+        session = PoliteSession(
+            HttpConfig(contact=contact or "", allow_private=True, respect_robots=False)
+        )
+    summary = import_dataset(
+        source,
+        out,
+        licence=licence,
+        author=author,
+        citation=citation,
+        title=title,
+        page_url=page_url,
+        labels_csv=labels,
+        contact=contact,
+        session=session,
+        reporter=RichReporter(quiet),
+    )
     _print_summary(summary)
 
 
@@ -254,25 +310,77 @@ def search(
     )
 
 
+def _with_network(
+    spec: Any, *, workers: int | None, per_host: int | None, rate: float | None
+) -> Any:
+    """The spec with the [network] limits given on the command line (None: keep the spec's)."""
+    from dataclasses import replace
+
+    for name, value, least in (("--workers", workers, 1), ("--per-host", per_host, 1)):
+        if value is not None and value < least:
+            raise AcnedataError(f"{name} {value}: use a whole number of at least {least}")
+    if rate is not None and not rate >= 0:
+        raise AcnedataError(f"--rate {rate}: use a number of requests per second, 0 or more")
+    net = spec.network
+    net = replace(
+        net,
+        concurrency=net.concurrency if workers is None else workers,
+        per_host_concurrency=net.per_host_concurrency if per_host is None else per_host,
+        rate=net.rate if rate is None else rate,
+    )
+    return replace(spec, network=net)
+
+
+def _print_failures(failures: list[tuple[str, int]]) -> None:
+    """The closing table of why downloads failed, most frequent first."""
+    from rich.table import Table
+
+    from acnedata.console import console
+
+    if not failures:
+        return
+    table = Table(title="Failed downloads by reason (acnedata status OUT --show failed)")
+    table.add_column("items", justify="right")
+    table.add_column("reason", overflow="fold")
+    for reason, n in failures:
+        table.add_row(str(n), reason)
+    console.print(table)
+
+
 @app.command()
 @user_errors
 def download(
     out: DirArg,
-    retry_failed: Annotated[bool, typer.Option(help="Retry items whose download failed.")] = False,
+    retry_failed: Annotated[
+        bool, typer.Option(help="Retry the items whose download failed (only those).")
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option(help="Downloads in flight at once, all hosts (default: spec).")
+    ] = None,
+    per_host: Annotated[
+        int | None, typer.Option(help="Downloads in flight to any one host (default: spec).")
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(help="Requests per second to any one host (token bucket; default: spec)."),
+    ] = None,
     contact: ContactOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Download every candidate the licence gate let through (resumes where it stopped)."""
     from acnedata.console import RichReporter, console
+    from acnedata.http import HttpConfig, PoliteSession
     from acnedata.pipeline import Collector
 
     with Collector.reopen(out, contact=contact, reporter=RichReporter(quiet)) as col:
+        col.spec = _with_network(col.spec, workers=workers, per_host=per_host, rate=rate)
+        col.session.close()
+        col.session = PoliteSession(HttpConfig.from_spec(col.spec))
         col.check_contact()
         counts = col.download(retry_failed=retry_failed)
-        failed = col.catalog.top_reasons("failed")
+        failed = col.catalog.top_reasons("failed", limit=20)
     console.print(f"stored {counts['stored']}, failed {counts['failed']}")
-    for reason, n in failed:
-        console.print(f"  {n}× {reason}")
+    _print_failures(failed)
 
 
 @app.command()
