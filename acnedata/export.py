@@ -80,7 +80,7 @@ def build_manifest(catalog: Catalog, spec: DatasetSpec) -> dict[str, Any]:
     per_class = {c: 0 for c in spec.class_names}
     for item in items:
         per_class[item["label"]] = per_class.get(item["label"], 0) + 1
-    return {
+    data: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "name": spec.name,
         "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
@@ -94,6 +94,10 @@ def build_manifest(catalog: Catalog, spec: DatasetSpec) -> dict[str, Any]:
         "counts": {"items": len(items), "per_class": per_class, **catalog.count_by("state")},
         "items": items,
     }
+    citation = spec.sources.get("folder") or spec.sources.get("urllist")
+    if citation is not None and citation.options.get("citation"):
+        data["citation"] = str(citation.options["citation"])
+    return data
 
 
 def export(catalog: Catalog, spec: DatasetSpec, out_dir: Path) -> Path:

@@ -50,8 +50,6 @@ def folder_candidates(
             raw = {"licence": meta.get("licence") or meta.get("license") or licence or ""}
             if meta.get("licence_url") or meta.get("license_url"):
                 raw["licence_url"] = meta.get("licence_url") or meta.get("license_url")
-            if citation:
-                raw["citation"] = citation
             rel = path.relative_to(root).as_posix()
             yield Candidate(
                 source="folder",
@@ -60,6 +58,7 @@ def folder_candidates(
                 page_url=meta.get("page_url") or page_url,
                 title=meta.get("title") or path.stem,
                 author=meta.get("author") or author,
+                attribution=meta.get("citation") or citation,
                 licence_raw={k: v for k, v in raw.items() if v},
                 label_hint=label,
                 searched_class=label,
@@ -88,5 +87,6 @@ class FolderSource:
             licence=opts.get("licence") or opts.get("license"),
             author=opts.get("author"),
             page_url=opts.get("page_url"),
+            citation=opts.get("citation"),
             label_map=lambda lab: label_for(ctx.spec, lab),
         )
