@@ -483,7 +483,8 @@ def status(
             rows = [
                 (r["key"], r["review"])
                 for r in col.catalog.items(
-                    "review IS NOT NULL AND decision IS NULL AND duplicate_of IS NULL"
+                    "state = 'stored' AND review IS NOT NULL AND decision IS NULL "
+                    "AND duplicate_of IS NULL"
                 )
             ]
         elif show in ("rejected", "failed"):
@@ -494,6 +495,22 @@ def status(
     _print_summary(summary)
     for key, reason in rows:
         typer.echo(f"{key}\t{reason}")
+
+
+@app.command("review")
+def review(
+    out: DirArg,
+    decisions: Annotated[
+        Path | None,
+        typer.Option(help="Apply a CSV of id,decision rows instead of opening the page."),
+    ] = None,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Only print the URL.")] = False,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free one).")] = 0,
+) -> None:
+    """Review queue in the browser: conflicts, low scores, NOASSERTION licences; keys 1-9, x, u."""
+    from acnedata.review import review_command
+
+    user_errors(review_command)(out, decisions=decisions, no_browser=no_browser, port=port)
 
 
 def version_callback(value: bool) -> None:
