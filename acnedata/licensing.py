@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -14,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from acnedata.manifest import atomic_write_text
 from acnedata.spec import LicencePolicy
 
 NOASSERTION = "NOASSERTION"
@@ -522,19 +521,8 @@ def write_attribution(
         ])  # fmt: skip
 
     md_path, csv_path = folder / "ATTRIBUTION.md", folder / "attribution.csv"
-    _write_atomic(md_path, "\n".join(md))
-    _write_atomic(csv_path, buffer.getvalue())
+    atomic_write_text(md_path, "\n".join(md), newline="")
+    atomic_write_text(csv_path, buffer.getvalue(), newline="")
     return md_path, csv_path
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -88,3 +88,16 @@ def int_option(ctx: SearchContext, key: str, default: int) -> int:
             f"[sources.{ctx.source.name}] {key} must be a whole number, got {value!r}"
         )
     return int(value)
+
+
+def first_unique(batches: Iterable[Iterable[Candidate]], limit: int) -> Iterator[Candidate]:
+    """Candidates from successive searches (one per term), each once, up to `limit` in all."""
+    seen: set[str] = set()
+    for batch in batches:
+        for cand in batch:
+            if cand.source_id in seen:
+                continue
+            seen.add(cand.source_id)
+            yield cand
+            if len(seen) >= limit:
+                return

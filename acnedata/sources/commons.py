@@ -8,7 +8,7 @@ from typing import Any
 from bs4 import BeautifulSoup
 
 from acnedata.errors import SourceError
-from acnedata.sources.base import Candidate, SearchContext
+from acnedata.sources.base import Candidate, SearchContext, first_unique
 from acnedata.spec import ClassSpec
 
 EXTMETADATA_FIELDS = (
@@ -48,15 +48,8 @@ class CommonsSource:
             yield from self.search_class(ctx, cls)
 
     def search_class(self, ctx: SearchContext, cls: ClassSpec) -> Iterator[Candidate]:
-        seen: set[str] = set()
-        for term in cls.all_terms():
-            for cand in self._search_term(ctx, cls, term):
-                if cand.source_id in seen:
-                    continue
-                seen.add(cand.source_id)
-                yield cand
-                if len(seen) >= ctx.limit:
-                    return
+        terms = (self._search_term(ctx, cls, term) for term in cls.all_terms())
+        return first_unique(terms, ctx.limit)
 
     def _search_term(self, ctx: SearchContext, cls: ClassSpec, term: str) -> Iterator[Candidate]:
         params: dict[str, Any] = {

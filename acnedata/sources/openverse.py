@@ -8,7 +8,7 @@ from typing import Any
 
 from acnedata import licensing
 from acnedata.errors import SourceError
-from acnedata.sources.base import Candidate, SearchContext, int_option
+from acnedata.sources.base import Candidate, SearchContext, first_unique, int_option
 from acnedata.spec import ClassSpec, LicencePolicy
 
 MAX_QUERY = 200  # the API refuses a longer `q`
@@ -82,15 +82,11 @@ class OpenverseSource:
         page_size: int,
         headers: dict[str, str],
     ) -> Iterator[Candidate]:
-        seen: set[str] = set()
-        for term in cls.all_terms():
-            for cand in self._search_term(ctx, cls, term, licences, page_size, headers):
-                if cand.source_id in seen:
-                    continue
-                seen.add(cand.source_id)
-                yield cand
-                if len(seen) >= ctx.limit:
-                    return
+        terms = (
+            self._search_term(ctx, cls, term, licences, page_size, headers)
+            for term in cls.all_terms()
+        )
+        return first_unique(terms, ctx.limit)
 
     def _search_term(
         self,
