@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import os
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
 import requests
 from PIL import Image, ImageFilter
 
-from acnedata.demo.mirror import PLANTED_KINDS, DemoMirror
-from acnedata.demo.spec import demo_spec_toml
+from acnedata.demo.mirror import (
+    AIHUB_PATH,
+    DATAGOKR_PATH,
+    DEMO_CREDENTIALS,
+    DEMO_KAGGLE_BASIC,
+    DEMO_KAGGLE_TOKEN,
+    DEMO_OPENVERSE_CLIENT,
+    DEMO_SERVICE_KEY,
+    DEMO_SERVICE_KEY_UNAPPROVED,
+    GALLERY_PRIVATE,
+    ISIC_PATH,
+    ISIC_QUERY,
+    KAGGLE_LEGACY_PATH,
+    KAGGLE_LIST_PATH,
+    OPENVERSE_PATH,
+    OPENVERSE_TOKEN_PATH,
+    PLANTED_KINDS,
+    DemoMirror,
+)
+from acnedata.demo.spec import demo_credentials, demo_spec_toml
 from acnedata.demo.synth import CLASSES, draw_lesion_image, near_copy
 from acnedata.spec import load_spec
 
@@ -369,3 +389,289 @@ def test_demo_spec_loads_and_points_at_the_mirror(tmp_path) -> None:
     builtin = load_spec("acne-l70")
     assert spec.class_names == builtin.class_names
     assert spec.classes == builtin.classes and spec.policy == builtin.policy
+
+
+# --- the all-sources mirror: Openverse, ISIC, web gallery, data.go.kr, Kaggle, AI Hub ---------
+
+OV_FILTER = "cc0,pdm,by,by-sa"  # what the Openverse client asks for under acne-l70's policy
+OV_REQUIRED = ("license", "license_version", "license_url", "creator", "foreign_landing_url",
+               "attribution", "tags", "url", "width", "height")  # fmt: skip
+
+
+def ov(mirror: DemoMirror, **params: str) -> requests.Response:
+    return requests.get(mirror.base_url + OPENVERSE_PATH, params=params, timeout=10)
+
+
+def test_openverse_envelope_paging_and_items_on_the_mirror(mirror: DemoMirror) -> None:
+    first = ov(mirror, q="papular acne", license=OV_FILTER, page_size="3", page="1").json()
+    assert set(first) == {
+        "result_count", "page_count", "page_size", "page", "results", "warnings"
+    }  # fmt: skip
+    assert (first["result_count"], first["page_count"], first["page_size"]) == (4, 2, 3)
+    second = ov(mirror, q="papular acne", license=OV_FILTER, page_size="3", page="2").json()
+    items = first["results"] + second["results"]
+    assert len({i["id"] for i in items}) == 4 and second["page"] == 2
+    for item in items:
+        for key in OV_REQUIRED:
+            assert item[key], key
+        assert item["license"] in OV_FILTER.split(",")
+        assert item["attribution"].startswith(f'"{item["title"]}" by {item["creator"]}')
+        assert item["url"].startswith(mirror.base_url) and item["tags"][0]["accuracy"] is None
+    resp = requests.get(items[0]["url"], timeout=10)
+    assert resp.headers["Content-Type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(resp.content)).size == (items[0]["width"], items[0]["height"])
+    assert ov(mirror, q="sunset beach", license=OV_FILTER).json()["results"] == []
+
+
+def test_openverse_licence_filter_keeps_nc_and_nd_out_unless_asked(mirror: DemoMirror) -> None:
+    (nc,) = mirror.planted_more["openverse_noncommercial"]
+    (nd,) = mirror.planted_more["openverse_no_derivatives"]
+    for term in ("papular acne", "pustular acne"):
+        filtered = {i["id"] for i in ov(mirror, q=term, license=OV_FILTER).json()["results"]}
+        assert nc not in filtered and nd not in filtered
+    only_nc = ov(mirror, q="papular acne", license="by-nc").json()["results"]
+    assert [(i["id"], i["license"]) for i in only_nc] == [(nc, "by-nc")]
+    only_nd = ov(mirror, q="pustular acne", license="by-nd").json()["results"]
+    assert [(i["id"], i["license"]) for i in only_nd] == [(nd, "by-nd")]
+    unfiltered = {i["id"] for i in ov(mirror, q="pustular acne").json()["results"]}
+    assert nd in unfiltered  # no filter at all: every licence, as on the real API
+    bad = ov(mirror, q="acne", license="by,nope")
+    assert bad.status_code == 400 and "nope" in bad.text
+
+
+def test_openverse_anonymous_page_size_limit_and_token(mirror: DemoMirror) -> None:
+    resp = ov(mirror, q="blackhead", page_size="21")
+    assert resp.status_code == 401
+    assert resp.json() == {"detail": "page_size may not exceed 20 for anonymous requests"}
+    token = requests.post(
+        mirror.base_url + OPENVERSE_TOKEN_PATH,
+        data={"grant_type": "client_credentials"},
+        auth=DEMO_OPENVERSE_CLIENT,
+        timeout=10,
+    )
+    assert token.status_code == 200 and token.json()["token_type"] == "Bearer"
+    bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    url = mirror.base_url + OPENVERSE_PATH
+    ok = requests.get(url, params={"q": "blackhead", "page_size": 50}, headers=bearer, timeout=10)
+    assert ok.status_code == 200 and ok.json()["page_size"] == 50
+    wrong = requests.get(
+        url, params={"q": "blackhead"}, headers={"Authorization": "Bearer x"}, timeout=10
+    )
+    assert wrong.status_code == 401
+    refused = requests.post(
+        mirror.base_url + OPENVERSE_TOKEN_PATH,
+        data={"grant_type": "client_credentials"},
+        auth=("someone", "else"),
+        timeout=10,
+    )
+    assert refused.status_code == 401
+
+
+def isic(mirror: DemoMirror, **params: str) -> requests.Response:
+    return requests.get(mirror.base_url + ISIC_PATH, params=params, timeout=10)
+
+
+def test_isic_cursor_paging_count_on_first_page_only(mirror: DemoMirror) -> None:
+    body = isic(mirror, query=ISIC_QUERY, limit="2").json()
+    assert set(body) == {"count", "next", "previous", "results"}
+    assert body["count"] == 5 and body["previous"] is None
+    ids, licences, pages = [], set(), 0
+    while True:
+        pages += 1
+        for item in body["results"]:
+            ids.append(item["isic_id"])
+            licences.add(item["copyright_license"])
+            assert item["public"] is True and item["attribution"]
+            clinical = item["metadata"]["clinical"]
+            assert clinical["diagnosis_3"] == "Infundibular or epidermal cyst"
+        if body["next"] is None:
+            break
+        query = parse_qs(urlsplit(body["next"]).query)
+        assert base64.b64decode(query["cursor"][0]).decode().startswith("p=ISIC_")
+        assert query["query"] == [ISIC_QUERY] and query["limit"] == ["2"]
+        body = requests.get(body["next"], timeout=10).json()
+        assert body["count"] is None and body["previous"]
+    assert pages == 3 and ids == sorted(ids) and len(set(ids)) == 5
+    assert licences == {"CC-0", "CC-BY", "CC-BY-NC"}
+    assert mirror.planted_more["isic_noncommercial"][0] in ids
+    item = isic(mirror, query=ISIC_QUERY).json()["results"][0]
+    full = requests.get(item["files"]["full"]["url"], timeout=10)
+    thumb = requests.get(item["files"]["thumbnail_256"]["url"], timeout=10)
+    assert item["files"]["full"]["url"].startswith(mirror.base_url + "/isic/")
+    assert Image.open(io.BytesIO(full.content)).size == (
+        item["metadata"]["acquisition"]["pixels_x"],
+        item["metadata"]["acquisition"]["pixels_y"],
+    )
+    assert max(Image.open(io.BytesIO(thumb.content)).size) == 256
+    assert len(full.content) == item["files"]["full"]["size"]
+
+
+def test_isic_query_dsl_is_read_loosely_and_bad_queries_are_400(mirror: DemoMirror) -> None:
+    nevi = isic(mirror, query="diagnosis_3:Nevus AND image_type:dermoscopic").json()
+    assert nevi["count"] == 3
+    either = isic(mirror, query='diagnosis_3:Nevus OR diagnosis_3:"Infundibular or epidermal cyst"')
+    assert either.json()["count"] == 8
+    assert isic(mirror, query="age_approx:[0 TO 200]").json()["count"] == 8
+    for bad in ("diagnosis:melanoma", 'diagnosis_3:"Nevus', "just words"):
+        resp = isic(mirror, query=bad)
+        assert resp.status_code == 400 and "query" in resp.json()["detail"], bad
+    assert isic(mirror, cursor="%%%").status_code == 400
+
+
+def test_gallery_pages_use_every_way_to_name_an_image(mirror: DemoMirror) -> None:
+    from bs4 import BeautifulSoup
+
+    from acnedata.sources.webpage import page_candidates
+
+    url = mirror.base_url + "/gallery/papular.html"
+    page = requests.get(url, timeout=10)
+    assert page.headers["Content-Type"].startswith("text/html")
+    soup = BeautifulSoup(page.text, "html.parser")
+    assert soup.find("img", srcset=True) and soup.find("img", attrs={"data-src": True})
+    assert soup.find("a", href=lambda h: h and h.endswith(".jpg"))
+    assert len(soup.find_all("figcaption")) == 4
+    licences = [a["href"] for a in soup.find_all("a", rel="license")]
+    assert licences == [
+        "https://creativecommons.org/licenses/by-nc/4.0/",  # the one figure's own
+        "https://creativecommons.org/licenses/by/4.0/",  # the page's
+    ]
+    nxt = soup.find("link", rel="next")["href"]
+    assert nxt == "/gallery/papular.html?page=2"
+    found = {urlsplit(c.url).path: c for c in page_candidates(soup, url)}
+    (nc,) = mirror.planted_more["gallery_noncommercial"]
+    assert set(found) == {
+        "/gallery/img/papular-1-384.jpg",  # the largest srcset entry, not the 192 w src
+        "/gallery/img/papular-2.jpg",  # lazy data-src
+        "/gallery/img/papular-3.jpg",  # the linked file, not its thumbnail
+        nc,
+    }  # no badge, no tracking pixel
+    assert found[nc].licence_raw["licence"] == "CC BY-NC 4.0"
+    assert found["/gallery/img/papular-2.jpg"].author == "Demo Dermatology Clinic"
+    for path in found:
+        assert requests.get(mirror.base_url + path, timeout=10).status_code == 200
+    second = BeautifulSoup(requests.get(mirror.base_url + nxt, timeout=10).text, "html.parser")
+    assert second.find(rel="next") is None and len(second.find_all("figure")) == 2
+    private = BeautifulSoup(
+        requests.get(mirror.base_url + GALLERY_PRIVATE, timeout=10).text, "html.parser"
+    )
+    assert private.find("meta", attrs={"name": "robots"})["content"] == "noimageindex"
+    assert requests.get(mirror.base_url + "/gallery/rosacea.html", timeout=10).status_code == 404
+
+
+def odcloud(mirror: DemoMirror, **params: str) -> requests.Response:
+    return requests.get(mirror.base_url + DATAGOKR_PATH, params=params, timeout=10)
+
+
+def test_odcloud_envelope_title_filter_and_key_errors(mirror: DemoMirror) -> None:
+    missing = odcloud(mirror, **{"cond[title::LIKE]": "여드름"})
+    assert missing.status_code == 401 and missing.json()["code"] == -4
+    wrong = odcloud(mirror, serviceKey="guess")
+    assert wrong.json() == {"code": -4, "msg": "등록되지 않은 인증키 입니다."}
+    assert odcloud(mirror, serviceKey=DEMO_SERVICE_KEY_UNAPPROVED).json()["code"] == -3
+    body = odcloud(
+        mirror,
+        serviceKey=DEMO_SERVICE_KEY,
+        page="1",
+        perPage="1",
+        returnType="JSON",
+        **{"cond[title::LIKE]": "여드름"},
+    ).json()
+    assert set(body) == {"page", "perPage", "totalCount", "currentCount", "matchCount", "data"}
+    assert (body["totalCount"], body["matchCount"], body["currentCount"]) == (3, 2, 1)
+    (row,) = body["data"]
+    assert "여드름" in row["title"] and row["page_url"].startswith(mirror.base_url)
+    header = requests.get(
+        mirror.base_url + DATAGOKR_PATH,
+        headers={"Authorization": f"Infuser {DEMO_SERVICE_KEY}"},
+        timeout=10,
+    )
+    assert header.status_code == 200 and header.json()["matchCount"] == 3
+    assert odcloud(mirror, serviceKey=DEMO_SERVICE_KEY, perPage="x").json()["code"] == -2
+
+
+def test_kaggle_current_and_legacy_wire_formats(mirror: DemoMirror) -> None:
+    url = mirror.base_url + KAGGLE_LIST_PATH
+    assert requests.post(url, json={"search": "acne"}, timeout=10).status_code == 401
+    bearer = {"Authorization": f"Bearer {DEMO_KAGGLE_TOKEN}"}
+    page1 = requests.post(url, json={"search": "acne", "page": 1}, headers=bearer, timeout=10)
+    datasets = page1.json()["datasets"]
+    assert [d["ref"] for d in datasets] == [
+        "demo-uploader/dermnet-acne-images",
+        "demo-lab/acne-severity-photos",
+        "demo-stats/acne-diet-survey",
+    ]
+    assert datasets[0]["licenseName"] == "CC0: Public Domain"
+    assert isinstance(datasets[0]["totalBytes"], str)  # protobuf JSON: int64 as a string
+    assert "isPrivate" not in datasets[0]  # ... and false fields left out
+    empty = requests.post(url, json={"search": "acne", "page": 2}, headers=bearer, timeout=10)
+    assert empty.json() == {}
+    legacy_url = mirror.base_url + KAGGLE_LEGACY_PATH
+    assert requests.get(legacy_url, params={"search": "acne"}, timeout=10).status_code == 401
+    legacy = requests.get(
+        legacy_url, params={"search": "acne", "page": 1}, auth=DEMO_KAGGLE_BASIC, timeout=10
+    ).json()
+    assert isinstance(legacy, list) and len(legacy) == 3
+    assert legacy[0]["isPrivate"] is False and isinstance(legacy[0]["totalBytes"], int)
+    assert (
+        requests.get(
+            legacy_url, params={"search": "acne", "page": 2}, auth=DEMO_KAGGLE_BASIC, timeout=10
+        ).json()
+        == []
+    )
+
+
+def test_aihub_catalogue_is_plain_utf8_lines(mirror: DemoMirror) -> None:
+    resp = requests.get(mirror.base_url + AIHUB_PATH, timeout=10)
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    lines = resp.content.decode("utf-8").splitlines()
+    assert all(line.split(",", 1)[0].isdigit() for line in lines)
+    assert [line for line in lines if "여드름" in line] == ["90002,여드름 피부 이미지 데이터"]
+
+
+def test_quick_mirror_never_draws_the_other_sources() -> None:
+    with DemoMirror(per_class=8, seed=2) as m:
+        requests.get(m.base_url + "/robots.txt", timeout=10)
+        assert m._more is None  # the quick demo does not pay for images it never asks for
+        requests.get(m.base_url + AIHUB_PATH, timeout=10)  # portals need no images either
+        assert m._more is None
+
+
+def test_all_sources_spec_points_every_source_at_the_mirror(tmp_path) -> None:
+    base = "http://127.0.0.1:4321"
+    path = tmp_path / "all.toml"
+    path.write_text(demo_spec_toml(base + "/", per_class=9, all_sources=True), encoding="utf-8")
+    spec = load_spec(path)
+    assert set(spec.sources) == {
+        "commons", "zenodo", "huggingface", "openverse", "isic", "webpage", "datagokr",
+        "kaggle", "aihub",
+    }  # fmt: skip
+    for src in spec.sources.values():
+        assert src.base_url == "" or src.base_url.startswith(base + "/"), src.name
+    assert spec.sources["openverse"].base_url == base + OPENVERSE_PATH
+    assert spec.sources["isic"].options["queries"] == {"nodulocystic": ISIC_QUERY}
+    web = spec.sources["webpage"].options
+    assert web["follow_pagination"] is True
+    assert web["pages"]["papular"] == [base + "/gallery/papular.html"]
+    assert base + GALLERY_PRIVATE in web["pages"]["comedonal"]
+    assert spec.sources["kaggle"].options["api"] == "current"
+    assert spec.limits.per_class == 9 and spec.policy == load_spec("acne-l70").policy
+    quick = tmp_path / "quick.toml"
+    quick.write_text(demo_spec_toml(base, per_class=9), encoding="utf-8")
+    assert set(load_spec(quick).sources) == {"commons", "zenodo", "huggingface"}
+
+
+def test_demo_credentials_are_set_for_the_block_only(monkeypatch) -> None:
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "a-real-token")
+    monkeypatch.setenv("OPENVERSE_CLIENT_ID", "a-real-client")
+    monkeypatch.delenv("DATA_GO_KR_SERVICE_KEY", raising=False)
+    with demo_credentials() as env:
+        assert env == DEMO_CREDENTIALS
+        assert os.environ["KAGGLE_API_TOKEN"] == DEMO_KAGGLE_TOKEN
+        assert os.environ["DATA_GO_KR_SERVICE_KEY"] == DEMO_SERVICE_KEY
+        assert "OPENVERSE_CLIENT_ID" not in os.environ  # the demo searches Openverse anonymously
+    assert os.environ["KAGGLE_API_TOKEN"] == "a-real-token"
+    assert os.environ["OPENVERSE_CLIENT_ID"] == "a-real-client"
+    assert "DATA_GO_KR_SERVICE_KEY" not in os.environ
+    with pytest.raises(RuntimeError), demo_credentials():
+        raise RuntimeError("restored on errors too")
+    assert os.environ["KAGGLE_API_TOKEN"] == "a-real-token"

@@ -4,37 +4,82 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
+from acnedata.demo.mirror import (
+    AIHUB_PATH,
+    DATAGOKR_PATH,
+    DEMO_CREDENTIALS,
+    GALLERY_PATH,
+    GALLERY_PRIVATE,
+    ISIC_PATH,
+    ISIC_QUERY,
+    KAGGLE_PATH,
+    OPENVERSE_PATH,
+)
+from acnedata.demo.synth import CLASSES
 from acnedata.spec import BUILTIN_PACKAGE, tomllib
 
 BUILTIN_NAME = "acne-l70"
 DEMO_CONTACT = "demo@acnedata.invalid"
-# The sources the mirror answers for, and the path each one lives under on the mirror.
+# The sources the quick demo uses, and the path each one lives under on the mirror.
 MIRRORED_SOURCES = {
     "commons": "/w/api.php",
     "zenodo": "/api/records",
     "huggingface": "/api/datasets",
 }
+# The sources and portals the all-sources demo adds (the web gallery is listed by pages instead).
+MORE_SOURCES = {
+    "openverse": OPENVERSE_PATH,
+    "isic": ISIC_PATH,
+    "datagokr": DATAGOKR_PATH,
+    "kaggle": KAGGLE_PATH,
+    "aihub": AIHUB_PATH,
+}
+# Openverse reads client credentials from these; the demo searches anonymously, as most users do.
+DEMO_UNSET = ("OPENVERSE_CLIENT_ID", "OPENVERSE_CLIENT_SECRET")
+ISIC_PAGE_SIZE = 2  # small, so the demo follows ISIC's cursor over several pages
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-def demo_spec_toml(base_url: str, *, per_class: int = 24) -> str:
-    """acne-l70 with every source on the mirror at `base_url`, loopback allowed and no delays."""
+def demo_spec_toml(base_url: str, *, per_class: int = 24, all_sources: bool = False) -> str:
+    """acne-l70 with every source on the mirror at `base_url`, loopback allowed and no delays.
+
+    With `all_sources`, Openverse, ISIC (a nodulocystic query), the mirror's web gallery (one
+    page per class, pagination followed, plus a noimageindex page), data.go.kr, Kaggle and AI Hub
+    are switched on too. data.go.kr and Kaggle still read their keys from the environment, as in
+    real use: see `demo_credentials`.
+    """
     base = base_url.rstrip("/")
     text = resources.files(BUILTIN_PACKAGE).joinpath(f"{BUILTIN_NAME}.toml").read_text("utf-8")
     spec = tomllib.loads(text)
     spec["contact"] = DEMO_CONTACT
     sources = spec.setdefault("sources", {})
+    mirrored = {**MIRRORED_SOURCES, **(MORE_SOURCES if all_sources else {})}
     for name in list(sources):
-        if name not in MIRRORED_SOURCES:
+        if name not in mirrored and not (all_sources and name == "webpage"):
             # A source the mirror does not imitate would reach the real web; the demo promises
             # no network beyond loopback, so it is switched off rather than left pointing out.
             sources[name] = {**sources[name], "enabled": False}
-    for name, path in MIRRORED_SOURCES.items():
+    for name, path in mirrored.items():
         sources[name] = {**sources.get(name, {}), "base_url": base + path}
+    if all_sources:
+        sources["isic"].update(queries={"nodulocystic": ISIC_QUERY}, page_size=ISIC_PAGE_SIZE)
+        sources["kaggle"]["api"] = "current"
+        pages = {cls: [f"{base}{GALLERY_PATH}{cls}.html"] for cls in CLASSES}
+        # The noimageindex page is listed like any other: the source must pass it over itself.
+        pages[CLASSES[0]].append(base + GALLERY_PRIVATE)
+        sources["webpage"] = {
+            **sources.get("webpage", {}),
+            "pages": pages,
+            "follow_pagination": True,
+            "max_pages": 3,
+        }
     network = spec.setdefault("network", {})
     network["allow_private"] = True
     network["min_interval"] = 0.0  # the mirror is ours; politeness delays only slow the demo
@@ -45,6 +90,33 @@ def demo_spec_toml(base_url: str, *, per_class: int = 24) -> str:
         f"# demo mirror at {base}. Do not edit; rerun `acnedata demo` instead.\n"
     )
     return header + dumps_toml(spec)
+
+
+@contextmanager
+def demo_credentials(
+    values: Mapping[str, str] = DEMO_CREDENTIALS, unset: Iterable[str] = DEMO_UNSET
+) -> Iterator[dict[str, str]]:
+    """Set the mirror's demo keys in os.environ for the block, then restore what was there.
+
+    The data.go.kr and Kaggle portals take credentials only from the environment (Kaggle also
+    from ~/.kaggle/kaggle.json, which KAGGLE_API_TOKEN overrides), so the all-sources demo sets
+    them for the mirror run alone, inside the `acnedata demo` process. The demo values replace
+    any real keys for that time, and the variables in `unset` (Openverse's client credentials)
+    are removed for it, so no real key is ever sent, not even to the loopback mirror.
+    """
+    names = [*values, *(n for n in unset if n not in values)]
+    saved = {name: os.environ.get(name) for name in names}
+    for name in unset:
+        os.environ.pop(name, None)
+    os.environ.update(values)
+    try:
+        yield dict(values)
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
 
 
 def dumps_toml(data: dict[str, Any]) -> str:
