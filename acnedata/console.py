@@ -45,12 +45,19 @@ class _Bar:
     def set_total(self, total: int) -> None:
         self.progress.update(self.task, total=total)
 
+    def describe(self, text: str) -> None:
+        """Replace the stage name shown left of the bar (e.g. with per-state counts)."""
+        self.progress.update(self.task, description=text)
+
 
 class NullBar:
     def advance(self, n: int = 1) -> None:
         pass
 
     def set_total(self, total: int) -> None:
+        pass
+
+    def describe(self, text: str) -> None:
         pass
 
 
@@ -89,24 +96,26 @@ class RichReporter:
 
 
 def portal_table(report: PortalReport) -> Table:
+    """One row per dataset; the URL sits under its title to stay readable at 80 columns."""
     table = Table(title="Existing datasets (portal check; full reasons in portals.json)")
-    table.add_column("portal")
-    table.add_column("dataset", overflow="fold", ratio=2)
-    table.add_column("licence", no_wrap=True)
+    table.add_column("portal", no_wrap=True)
+    table.add_column("dataset and URL", overflow="fold", ratio=4)
+    table.add_column("licence", overflow="fold", ratio=1)
     table.add_column("size", justify="right", no_wrap=True)
     table.add_column("verdict", overflow="fold", ratio=1)
-    table.add_column("url", overflow="fold", ratio=2)
     for h in report.hits:
         size = f"{h.size / 1e6:.1f} MB" if h.size else "?"
         if h.fits:
             verdict = "[green]fits[/green]"
         elif h.decision == "allow":
-            verdict = "no: not image data"
+            verdict = "no: not images"
+        elif h.decision == "review":
+            verdict = "review: " + h.reason.split(";")[0]
         else:
-            verdict = f"no: licence {h.decision}ed" if h.decision == "reject" else "review"
-        table.add_row(h.portal, h.title or h.name, h.spdx, size, verdict, h.url)
+            verdict = "no: licence"
+        table.add_row(h.portal, f"{h.title or h.name}\n[dim]{h.url}[/dim]", h.spdx, size, verdict)
     if not report.hits:
-        table.add_row("-", "no datasets found", "", "", "", "")
+        table.add_row("-", "no datasets found", "", "", "")
     return table
 
 

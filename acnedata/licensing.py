@@ -465,7 +465,7 @@ def attribution_line(item: Mapping[str, Any]) -> str:
     line = f'"{title}" by {author}, {terms_text}' + (f", from {page}." if page else ".")
     credit = lic.get("attribution")
     if credit and credit != author:  # the credit the licensor asked for, kept verbatim
-        line += f" Credit: {credit}."
+        line += f" Credit: {credit.rstrip().rstrip('.')}."  # Openverse credits end in "."
     return line + (f" Changes: {changes}." if changes else "")
 
 

@@ -730,3 +730,19 @@ def test_write_attribution_replaces_and_handles_no_items(tmp_path: Path) -> None
         "id,file,title,author,source_page,licence,licence_url,changes,attribution"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ATTRIBUTION.md", "attribution.csv"]
+
+
+def test_credit_that_ends_in_a_period_gets_no_second_one():
+    item = {
+        "id": "openverse:1",
+        "file": "images/a.jpg",
+        "source": {"title": "Acne", "page_url": "https://example.org/p"},
+        "licence": {
+            "spdx": "CC-BY-4.0",
+            "author": "Ann",
+            "attribution": '"Acne" by Ann is licensed under CC BY 4.0.',
+        },
+    }
+    line = attribution_line(item)
+    assert not line.endswith("..")
+    assert 'Credit: "Acne" by Ann is licensed under CC BY 4.0.' in line
