@@ -276,13 +276,15 @@ class Catalog:
         width: int,
         height: int,
         size: int,
+        attempts: int = 1,
     ) -> None:
         self.db.execute(
-            "UPDATE items SET state=?, reason=NULL, retryable=0, attempts=attempts+1, file=?, "
+            "UPDATE items SET state=?, reason=NULL, retryable=0, attempts=attempts+?, file=?, "
             "sha256=?, original_sha256=?, pixel_sha256=?, format=?, width=?, height=?, bytes=?, "
             "retrieved_at=? WHERE id=?",
             (
                 STORED,
+                attempts,
                 file,
                 sha256,
                 original_sha256,
@@ -296,10 +298,13 @@ class Catalog:
             ),
         )
 
-    def mark_failed(self, item_id: int, reason: str, *, retryable: bool = False) -> None:
+    def mark_failed(
+        self, item_id: int, reason: str, *, retryable: bool = False, attempts: int = 1
+    ) -> None:
+        """Final state for this run with the last reason; `attempts` adds the HTTP tries made."""
         self.db.execute(
-            "UPDATE items SET state=?, reason=?, retryable=?, attempts=attempts+1 WHERE id=?",
-            (FAILED, reason, int(retryable), item_id),
+            "UPDATE items SET state=?, reason=?, retryable=?, attempts=attempts+? WHERE id=?",
+            (FAILED, reason, int(retryable), attempts, item_id),
         )
 
     def requeue_failed(self, only_retryable: bool = False) -> int:
@@ -309,7 +314,8 @@ class Catalog:
 
     # --- dedup and sorting ----------------------------------------------------------------
     def set_phash(self, item_id: int, phash: str, alt: str | None = None) -> None:
-        """The perceptual hash, and the hash of the mirrored image (catches flipped copies)."""
+        """The perceptual hash, and in phash_alt the dedup signature (Signature.to_text(): its
+        query hashes and verification thumbnail; older catalogs hold the mirror hash there)."""
         self.db.execute("UPDATE items SET phash=?, phash_alt=? WHERE id=?", (phash, alt, item_id))
 
     def set_cluster(self, item_id: int, cluster: str, duplicate_of: int | None) -> None:

@@ -114,21 +114,42 @@ def collect(
 def demo(
     out: OutOpt = Path("demo"),
     per_class: Annotated[int, typer.Option(help="Images the mirror serves per class.")] = 24,
+    all_sources: Annotated[
+        bool,
+        typer.Option(
+            "--all-sources",
+            help="Also mirror Openverse, ISIC, a web gallery, data.go.kr, Kaggle and AI Hub.",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """The whole procedure offline, against a local mirror on 127.0.0.1 with planted problems."""
+    from contextlib import nullcontext
+
     from acnedata.console import RichReporter, console
     from acnedata.demo.mirror import DemoMirror
-    from acnedata.demo.spec import demo_spec_toml
+    from acnedata.demo.spec import demo_credentials, demo_spec_toml
     from acnedata.pipeline import Collector
     from acnedata.spec import load_spec
 
     out.mkdir(parents=True, exist_ok=True)
+    shapes = (
+        "Commons, Openverse, ISIC, a web gallery, Zenodo, Hugging Face, data.go.kr, Kaggle "
+        "and AI Hub"
+        if all_sources
+        else "Commons, Zenodo and Hugging Face"
+    )
     with DemoMirror(per_class=per_class) as mirror:
-        console.print(f"demo mirror (Commons, Zenodo and Hugging Face shaped) at {mirror.base_url}")
+        console.print(f"demo mirror ({shapes} shaped) at {mirror.base_url}")
         spec_path = out / "demo-spec.toml"
-        spec_path.write_text(demo_spec_toml(mirror.base_url, per_class=per_class), "utf-8")
-        with Collector(load_spec(spec_path), out, reporter=RichReporter(quiet)) as col:
+        spec_text = demo_spec_toml(mirror.base_url, per_class=per_class, all_sources=all_sources)
+        spec_path.write_text(spec_text, "utf-8")
+        # data.go.kr and Kaggle read their keys only from the environment: the mirror's demo
+        # keys are set for this run alone, in this process, and what was there is restored after.
+        keys = demo_credentials() if all_sources else nullcontext({})
+        with keys as env, Collector(load_spec(spec_path), out, reporter=RichReporter(quiet)) as col:
+            if env and not quiet:
+                console.print(f"demo keys set for this run only: {', '.join(sorted(env))}")
             summary = col.collect()
             _print_summary(summary)
     console.print(
@@ -196,7 +217,7 @@ def fetch(
     with Collector(spec, out, reporter=RichReporter(quiet)) as col:
         col.search()
         col.gate()
-        col.download(retry_failed=retry_failed)
+        _timed_download(col, retry_failed)
         col.dedup()
         col.sort()
         summary = col.summary()
@@ -331,6 +352,23 @@ def _with_network(
     return replace(spec, network=net)
 
 
+def _timed_download(col: Any, retry_failed: bool) -> dict[str, int]:
+    """Run the download stage and say how it went, with its rate (bench/download.py reads it)."""
+    import time
+
+    from acnedata.console import console
+
+    started = time.perf_counter()
+    counts = col.download(retry_failed=retry_failed)
+    took = time.perf_counter() - started
+    done = counts["stored"] + counts["failed"]
+    rate = f" ({done / took:.0f} items/s)" if done and took > 0 else ""
+    console.print(
+        f"download: stored {counts['stored']}, failed {counts['failed']} in {took:.1f} s{rate}"
+    )
+    return counts
+
+
 def _print_failures(failures: list[tuple[str, int]]) -> None:
     """The closing table of why downloads failed, most frequent first."""
     from rich.table import Table
@@ -339,7 +377,9 @@ def _print_failures(failures: list[tuple[str, int]]) -> None:
 
     if not failures:
         return
-    table = Table(title="Failed downloads by reason (acnedata status OUT --show failed)")
+    table = Table(
+        title="Failed downloads by reason", caption="the items: acnedata status OUT --show failed"
+    )
     table.add_column("items", justify="right")
     table.add_column("reason", overflow="fold")
     for reason, n in failures:
@@ -352,7 +392,8 @@ def _print_failures(failures: list[tuple[str, int]]) -> None:
 def download(
     out: DirArg,
     retry_failed: Annotated[
-        bool, typer.Option(help="Retry the items whose download failed (only those).")
+        bool,
+        typer.Option(help="Also retry failed items (stored ones are never fetched again)."),
     ] = False,
     workers: Annotated[
         int | None, typer.Option(help="Downloads in flight at once, all hosts (default: spec).")
@@ -368,7 +409,7 @@ def download(
     quiet: QuietOpt = False,
 ) -> None:
     """Download every candidate the licence gate let through (resumes where it stopped)."""
-    from acnedata.console import RichReporter, console
+    from acnedata.console import RichReporter
     from acnedata.http import HttpConfig, PoliteSession
     from acnedata.pipeline import Collector
 
@@ -377,9 +418,8 @@ def download(
         col.session.close()
         col.session = PoliteSession(HttpConfig.from_spec(col.spec))
         col.check_contact()
-        counts = col.download(retry_failed=retry_failed)
+        _timed_download(col, retry_failed)
         failed = col.catalog.top_reasons("failed", limit=20)
-    console.print(f"stored {counts['stored']}, failed {counts['failed']}")
     _print_failures(failed)
 
 

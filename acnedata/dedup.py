@@ -1,12 +1,19 @@
-"""Exact and perceptual duplicate detection: hashes, a vectorised near-pair search, clusters."""
+"""Exact and near-duplicate detection: robust hashes, a multi-index near-pair search, clusters."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
+import itertools
+import math
 import os
+import struct
 from collections import defaultdict
-from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +21,47 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageOps
 
-from acnedata.images import ALLOWED_FORMATS, load_rgb, pixel_sha256_of, to_rgb
+from acnedata.images import ALLOWED_FORMATS, load_rgb, to_rgb
 
 IMAGE_EXTENSIONS = frozenset(
     {f".{ext}" for ext in ALLOWED_FORMATS.values()} | {".jpeg", ".jpe", ".jfif", ".tiff"}
 )
-_BLOCK = 1024  # tile side: 1024² uint64 = 8 MiB; measured ~2.5x faster than 2048² (cache)
+_BLOCK = 1024  # brute-force tile side: 1024² uint64 = 8 MiB; measured ~2.5x faster than 2048²
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    """Near-duplicate settings; the defaults come from bench/dedup_quality.py (see bench/README).
+
+    Hash-time settings (stored in each Signature, so changing them means re-hashing):
+      query_angles: the image is also hashed rotated by ± each angle, so rotated copies match.
+      crop_side: the image is also hashed cropped to this fraction of each side (centre and the
+        four corners), so crops that keep >= 80% of the area match.
+      thumb_size: side of the verification thumbnail (<= 255; verification must use the same).
+    Compare-time settings:
+      hash_threshold: a pair is a candidate when one image's pHash is within this many bits of
+        any hash of the other (its own pHash, the 7 flips/turns, rotations, crops).
+      verify_threshold: a candidate is joined when the best-alignment correlation of the two
+        verification thumbnails reaches this value (1 = identical up to a monotone tone curve).
+      verify_angles / verify_zooms: alignments tried by verification, besides the 8 flips/turns.
+    """
+
+    hash_threshold: int = 8
+    verify_threshold: float = 0.94
+    query_angles: tuple[float, ...] = (5.0, 10.0, 15.0)
+    crop_side: float = 0.9
+    verify_angles: tuple[float, ...] = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
+    verify_zooms: tuple[float, ...] = (1.05, 1.12)
+    thumb_size: int = 32
+
+
+DEFAULT_CONFIG = DedupConfig()
+
+
+# --- plain perceptual hashes --------------------------------------------------------------------
 
 
 def _as_rgb(image: Image.Image | Path | str | bytes) -> Image.Image:
@@ -41,11 +83,10 @@ def perceptual_hash(image: Image.Image | Path | str | bytes) -> str:
 
 
 def perceptual_hashes(image: Image.Image | Path | str | bytes) -> list[str]:
-    """[pHash of the image, pHash of its horizontal mirror].
+    """[pHash of the image, pHash of its horizontal mirror] (the legacy two-hash form).
 
     pHash is not mirror-invariant (a flip negates every odd horizontal DCT coefficient, so about
-    half the bits change), while flipped copies are a common re-upload. Comparing an item's
-    primary hash with other items' mirror hashes catches them; see cluster_items(alt_phashes=).
+    half the bits change). signature() supersedes this with all 8 flips/turns and more.
     """
     rgb = _as_rgb(image)
     return [_phash(rgb), _phash(ImageOps.mirror(rgb))]
@@ -56,6 +97,412 @@ def hamming(a: str, b: str) -> int:
     if len(a) != len(b):
         raise ValueError(f"hashes differ in length: {a!r} vs {b!r}")
     return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+# --- robust signatures --------------------------------------------------------------------------
+
+# Rows 0..7 of the unnormalised DCT-II matrix for 32 samples (what scipy.fftpack.dct computes, and
+# so what imagehash.phash uses): the 8x8 low-frequency block of many 32x32 images is then two
+# batched matrix products instead of two full FFT-based DCTs per image.
+_N = np.arange(32)
+_DCT8 = 2.0 * np.cos(np.pi * np.arange(8)[:, None] * (2 * _N[None, :] + 1) / 64.0)
+_ODD = np.array([(-1.0) ** k for k in range(8)])
+_ORIENTATION = 0x0112  # EXIF tag
+_SMALL = 64  # rotations, crops and thumbnails are made from a copy at most this large
+
+
+# Sign patterns of the flips: none, columns (mirror), rows (flip), both (half turn).
+_SIGNS = np.stack(
+    [np.ones((8, 8)), np.outer(np.ones(8), _ODD), np.outer(_ODD, np.ones(8)), np.outer(_ODD, _ODD)]
+)
+
+
+def _dihedral_blocks(block: np.ndarray) -> np.ndarray:
+    """The DCT block of the image's 8 flips/turns, identity first, derived without re-hashing.
+
+    Mirroring an image multiplies DCT column v by (-1)^v, flipping multiplies row u by (-1)^u and
+    transposing transposes the block; those three generate all 8 flips and quarter turns.
+    """
+    return np.concatenate([block[None] * _SIGNS, block.T[None] * _SIGNS])
+
+
+def _bits(blocks: np.ndarray) -> list[int]:
+    """pHash bits (coefficient > the block's median), first coefficient = most significant bit."""
+    flat = blocks.reshape(len(blocks), 64)
+    ordered = np.sort(flat, axis=1)  # the median of 64 values, without np.median's overhead
+    above = flat > ((ordered[:, 31] + ordered[:, 32]) / 2)[:, None]
+    return np.packbits(above, axis=1).view(">u8").ravel().tolist()
+
+
+def _fit(gray: Image.Image, side: int) -> Image.Image:
+    w, h = gray.size
+    if max(w, h) <= side:
+        return gray
+    k = side / max(w, h)
+    return gray.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.BOX)
+
+
+def _to32(im: Image.Image) -> np.ndarray:
+    return np.asarray(im.resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
+
+
+@lru_cache(maxsize=256)
+def _query_matrix(w: int, h: int, angles: tuple[float, ...], crop_side: float) -> Any:
+    """Sparse map from a w x h image to the 32x32 pHash grids of its rotations and crops.
+
+    Rows: for each query, 32x32 cells; each cell averages 2x2 bilinear samples of the rotated
+    (black corners, as Image.rotate leaves them) or cropped image. One sparse product then
+    replaces ~11 Pillow rotate/crop/resize calls. (Sampling the 32x32 pHash grid instead was
+    measured: no faster, and rotated queries drifted ~5 bits from the rotated copies' pHash.)
+    """
+    import scipy.sparse as sp  # imagehash depends on scipy; imported here to keep import light
+
+    cx, cy = w / 2, h / 2
+    sub = (np.arange(64) + 0.5) / 64  # 2 samples per cell per axis, as fractions of the side
+    fy, fx = np.meshgrid(sub, sub, indexing="ij")
+    maps: list[tuple[np.ndarray, np.ndarray]] = []
+    for angle in angles:
+        for signed in (angle, -angle):
+            a = math.radians(signed)
+            x, y = fx * w - cx, fy * h - cy
+            # Image.rotate's reverse mapping: destination point -> source point.
+            maps.append(
+                (cx + math.cos(a) * x - math.sin(a) * y, cy + math.sin(a) * x + math.cos(a) * y)
+            )
+    cw, ch = w * crop_side, h * crop_side
+    for left, top in (
+        ((w - cw) / 2, (h - ch) / 2),
+        (0, 0),
+        (w - cw, 0),
+        (0, h - ch),
+        (w - cw, h - ch),
+    ):
+        maps.append((left + fx * cw, top + fy * ch))
+    rows, cols, vals = [], [], []
+    cell = (np.arange(64)[:, None] // 2) * 32 + np.arange(64)[None, :] // 2
+    for q, (sx, sy) in enumerate(maps):
+        px, py = sx - 0.5, sy - 0.5  # pixel centres sit at +0.5
+        inside = (px > -0.5) & (px < w - 0.5) & (py > -0.5) & (py < h - 0.5)
+        x0, y0 = np.floor(px).astype(int), np.floor(py).astype(int)
+        ax, ay = px - x0, py - y0
+        for dx, dy, wgt in (
+            (0, 0, (1 - ax) * (1 - ay)),
+            (1, 0, ax * (1 - ay)),
+            (0, 1, (1 - ax) * ay),
+            (1, 1, ax * ay),
+        ):
+            xi, yi = np.clip(x0 + dx, 0, w - 1), np.clip(y0 + dy, 0, h - 1)
+            ok = inside & (wgt > 1e-9)
+            rows.append(q * 1024 + cell[ok])
+            cols.append((yi * w + xi)[ok])
+            vals.append(wgt[ok] / 4)
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(maps) * 1024, w * h),
+    )
+
+
+def _content_box(small: Image.Image) -> tuple[int, int, int, int] | None:
+    """Bounding box of the picture inside a uniform frame (letterbox), or None if there is none.
+
+    Two unrelated photos pasted on the same black canvas correlate on the frame alone; comparing
+    only what is inside the frame keeps them apart. The frame must be near-perfectly uniform so
+    that ordinary photos with a smooth background are left alone.
+    """
+    a = np.asarray(small, dtype=np.int16)
+    h, w = a.shape
+    corners = (a[0, 0], a[0, -1], a[-1, 0], a[-1, -1])
+    if h < 8 or w < 8 or max(corners) - min(corners) > 12:
+        return None  # fast path: a frame would make the four corners alike
+    ring = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    bg = float(np.median(ring))
+    if np.mean(np.abs(ring - bg) <= 6) < 0.98:
+        return None
+    diff = np.abs(a - bg) > 12
+    rows = np.flatnonzero(diff.mean(axis=1) > 0.05)
+    cols = np.flatnonzero(diff.mean(axis=0) > 0.05)
+    if not len(rows) or not len(cols):
+        return None
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    if y1 - y0 < 0.1 * h or x1 - x0 < 0.1 * w or (y1 - y0) * (x1 - x0) > 0.9 * h * w:
+        return None
+    return x0, y0, x1, y1
+
+
+def _thumb(gray: Image.Image, size: int) -> bytes:
+    """bytes([w, h]) + w*h grayscale pixels, fitted inside size x size with even sides.
+
+    Even sides centre the picture exactly on an even canvas, so a flip of the thumbnail is the
+    thumbnail of the flip (an odd side shifted flipped copies by one pixel).
+    """
+    w, h = gray.size
+    k = size / max(w, h)
+    tw = min(size, max(2, 2 * round(w * k / 2)))
+    th = min(size, max(2, 2 * round(h * k / 2)))
+    pixels = gray.resize((tw, th), Image.Resampling.BOX).tobytes()
+    return bytes((tw, th)) + pixels
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What near-duplicate search needs of one image, compact enough to keep in the catalog.
+
+    phash: the plain imagehash pHash (16 hex). queries: pHashes of the image's other 7 flips and
+    quarter turns, of its rotations by ± each config.query_angles, and of its centre and corner
+    crops. thumb: a verification thumbnail (grayscale, <= thumb_size px a side); content: the
+    same of the picture inside a uniform frame, when it has one (else b"").
+    """
+
+    phash: str
+    queries: tuple[str, ...]
+    thumb: bytes
+    content: bytes = b""
+
+    _PREFIX = "d1:"
+
+    def to_text(self) -> str:
+        """One ASCII string (~1.6 KB): 'd1:' + base64 of the packed hashes and thumbnails."""
+        hashes = [self.phash, *self.queries]
+        payload = struct.pack(f">B{len(hashes)}Q", len(self.queries), *(int(h, 16) for h in hashes))
+        payload += self.thumb + (self.content or b"\x00\x00")
+        return self._PREFIX + base64.b64encode(payload).decode("ascii")
+
+    @classmethod
+    def from_text(cls, text: str | None) -> Signature | None:
+        """Parse to_text() output; None for anything else (e.g. a legacy mirror hash)."""
+        if not text or not text.startswith(cls._PREFIX):
+            return None
+        try:
+            data = base64.b64decode(text[len(cls._PREFIX) :], validate=True)
+            count = data[0]
+            values = struct.unpack_from(f">{count + 1}Q", data, 1)
+            pos = 1 + 8 * (count + 1)
+            thumbs = []
+            for _ in range(2):
+                w, h = data[pos], data[pos + 1]
+                end = pos + 2 + w * h
+                if end > len(data):
+                    return None
+                thumbs.append(data[pos:end] if w and h else b"")
+                pos = end
+        except (ValueError, IndexError, struct.error):
+            return None
+        hexes = [f"{v:016x}" for v in values]
+        return cls(hexes[0], tuple(hexes[1:]), thumbs[0], thumbs[1])
+
+
+def _open_gray(source: Path | str | bytes) -> Image.Image:
+    """Decode a file as grayscale, EXIF orientation applied, JPEGs at reduced scale.
+
+    A JPEG can be decoded at 1/2..1/8 scale and straight to grayscale (draft mode) for a
+    fraction of the full cost; signatures need no more than 64 px a side plus a 32 px pHash.
+    """
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    im = Image.open(io.BytesIO(data))  # in-memory: nothing to close
+    if im.format == "JPEG" and im.mode in ("RGB", "L", "YCbCr"):
+        im.draft("L", (_SMALL, _SMALL))
+    im.load()
+    # exif_transpose copies even when there is nothing to undo, and parsing EXIF costs too.
+    if ("exif" in im.info or im.format == "TIFF") and im.getexif().get(_ORIENTATION, 1) != 1:
+        im = ImageOps.exif_transpose(im)
+    return im if im.mode == "L" else to_rgb(im).convert("L")
+
+
+def signature(
+    image: Image.Image | Path | str | bytes, config: DedupConfig = DEFAULT_CONFIG
+) -> Signature:
+    """The robust near-duplicate signature of one image (see Signature).
+
+    For a PIL image, phash equals perceptual_hash(image). Paths and bytes are decoded at reduced
+    scale when they are JPEGs (see _open_gray), which can move their phash by a bit or two.
+    Everything else comes from one grayscale copy of at most 64 px a side: rotations and crops
+    through one cached sparse product, all pHashes through one batched DCT.
+    """
+    gray = to_rgb(image).convert("L") if isinstance(image, Image.Image) else _open_gray(image)
+    small = _fit(gray, _SMALL)
+    matrix = _query_matrix(*small.size, config.query_angles, config.crop_side)
+    queries = (matrix @ np.asarray(small, dtype=np.float64).ravel()).reshape(-1, 32, 32)
+    grids = np.concatenate([_to32(gray)[None], queries])
+    blocks = _DCT8 @ grids @ _DCT8.T
+    values = _bits(np.concatenate([_dihedral_blocks(blocks[0]), blocks[1:]]))
+    hexes = [f"{v:016x}" for v in values]
+    box = _content_box(small)
+    content = _thumb(small.crop(box), config.thumb_size) if box else b""
+    return Signature(hexes[0], tuple(hexes[1:]), _thumb(small, config.thumb_size), content)
+
+
+def _signature_of_path(path: str, config: DedupConfig) -> tuple[str, str, Signature] | None:
+    try:
+        data = Path(path).read_bytes()
+        return path, hashlib.sha256(data).hexdigest(), signature(data, config)
+    except Exception:
+        return None  # unreadable or not an image: nothing to compare
+
+
+def _signature_chunk(
+    paths: list[str], config: DedupConfig
+) -> list[tuple[str, str, Signature] | None]:
+    return [_signature_of_path(p, config) for p in paths]
+
+
+def signature_files(
+    paths: Sequence[str], config: DedupConfig = DEFAULT_CONFIG, workers: int | None = None
+) -> list[tuple[str, str, Signature] | None]:
+    """(path, sha256 of the bytes, Signature) per file, in order; None where it is unreadable.
+
+    workers > 1 hashes in that many processes (decoding holds the GIL often enough that threads
+    gain little); default: one per CPU when there are more than 64 files.
+    """
+    paths = list(paths)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(paths) > 64 else 1
+    if workers <= 1:
+        return _signature_chunk(paths, config)
+    size = max(16, math.ceil(len(paths) / (workers * 8)))
+    chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        parts = pool.map(_signature_chunk, chunks, itertools.repeat(config))
+        return [result for part in parts for result in part]
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+def _alignments(angles: tuple[float, ...], zooms: tuple[float, ...]) -> list[tuple]:
+    """(dihedral, angle, zoom, anchor) tried when comparing two thumbnails.
+
+    The set is closed under inversion (every flip/turn's inverse is a flip/turn, -angle undoes
+    angle, zooming out about a point undoes zooming in about it), so comparing a with b covers
+    b with a as well.
+    """
+    out: list[tuple] = [(k, 0.0, 1.0, (0, 0)) for k in range(8)]
+    out += [(0, s * a, 1.0, (0, 0)) for a in angles for s in (1, -1)]
+    anchors = ((0, 0), (-1, -1), (-1, 1), (1, -1), (1, 1))  # centre and the four corners
+    out += [(0, 0.0, zz, anc) for z in zooms for zz in (z, 1 / z) for anc in anchors]
+    return out
+
+
+def _warp_matrix(size: int, dihedral: int, angle: float, zoom: float, anchor: tuple) -> Any:
+    """Sparse (size² x size²) bilinear resampling: output pixel <- transformed input position."""
+    import scipy.sparse as sp  # imagehash depends on scipy; imported here to keep import light
+
+    c = (size - 1) / 2
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    shift = (1 - 1 / zoom) * c
+    u = (xx - c) / zoom + anchor[0] * shift
+    v = (yy - c) / zoom + anchor[1] * shift
+    t = np.deg2rad(angle)
+    u, v = np.cos(t) * u - np.sin(t) * v, np.sin(t) * u + np.cos(t) * v
+    if dihedral & 1:
+        u = -u
+    if dihedral & 2:
+        v = -v
+    if dihedral & 4:
+        u, v = v, u
+    x, y = u + c, v + c
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    fx, fy = x - x0, y - y0
+    out = np.arange(size * size).reshape(size, size)
+    rows, cols, vals = [], [], []
+    for dx, dy, wgt in (
+        (0, 0, (1 - fx) * (1 - fy)),
+        (1, 0, fx * (1 - fy)),
+        (0, 1, (1 - fx) * fy),
+        (1, 1, fx * fy),
+    ):
+        xi, yi = x0 + dx, y0 + dy
+        ok = (xi >= 0) & (xi < size) & (yi >= 0) & (yi < size) & (wgt > 1e-9)
+        rows.append(out[ok])
+        cols.append((yi * size + xi)[ok])
+        vals.append(wgt[ok])
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(size * size, size * size),
+    )
+
+
+@lru_cache(maxsize=4)
+def _warps(size: int, angles: tuple[float, ...], zooms: tuple[float, ...]) -> tuple[Any, int]:
+    import scipy.sparse as sp
+
+    aligns = _alignments(angles, zooms)
+    return sp.vstack([_warp_matrix(size, *a) for a in aligns]).tocsr(), len(aligns)
+
+
+def _canvas(thumb: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Thumbnail → (values, mask) on a size x size canvas, values = normalised average ranks.
+
+    Ranks make the comparison blind to any monotone tone change (brightness, contrast, gamma,
+    grayscale conversion); average ranks keep flat areas flat instead of inventing a gradient.
+    """
+    w, h = thumb[0], thumb[1]
+    pix = np.frombuffer(thumb, dtype=np.uint8, offset=2, count=w * h)
+    counts = np.bincount(pix, minlength=256)
+    below = np.cumsum(counts) - counts
+    ranks = (below + counts / 2.0) / max(len(pix), 1)
+    values = np.zeros((size, size), np.float32)
+    mask = np.zeros((size, size), np.float32)
+    y0, x0 = (size - h) // 2, (size - w) // 2
+    values[y0 : y0 + h, x0 : x0 + w] = ranks[pix].reshape(h, w)
+    mask[y0 : y0 + h, x0 : x0 + w] = 1.0
+    return values.ravel(), mask.ravel()
+
+
+def _pick_thumbs(a: Signature, b: Signature) -> tuple[bytes, bytes]:
+    # Both framed: compare what is inside the frames. Only one framed: the other copy lost its
+    # uniform frame (rotated, watermarked), so compare the whole pictures.
+    if a.content and b.content:
+        return a.content, b.content
+    return a.thumb, b.thumb
+
+
+def _scores_for(
+    sigs: Sequence[Signature], pairs: list[tuple[int, int]], config: DedupConfig
+) -> np.ndarray:
+    """Best-alignment masked correlation of each pair's thumbnails, in pairs' order.
+
+    For each alignment j, with x = warped a and y = b over the pixels valid in both, the
+    correlation needs six sums (n, Σx, Σy, Σx², Σy², Σxy); they are all entries of one matrix
+    product [A; A²; Ma] @ [B, Mb, B²], batched over every b paired with the same a.
+    """
+    size = config.thumb_size
+    warp, n_align = _warps(size, config.verify_angles, config.verify_zooms)
+    npx = size * size
+    out = np.full(len(pairs), -1.0)
+    by_first: dict[tuple[int, bool], list[int]] = defaultdict(list)
+    for k, (i, j) in enumerate(pairs):
+        by_first[(i, bool(sigs[i].content and sigs[j].content))].append(k)
+    for (i, framed), ks in by_first.items():
+        ta = sigs[i].content if framed else sigs[i].thumb
+        va, ma = _canvas(ta, size)
+        wm = (warp @ ma).reshape(n_align, npx)
+        ok = (wm > 0.999).astype(np.float32)
+        wa = (warp @ (va * ma)).reshape(n_align, npx) / np.maximum(wm, 1e-6) * ok
+        left = np.concatenate([wa, wa * wa, ok]).astype(np.float32)
+        cols = []
+        for k in ks:
+            _, tb = _pick_thumbs(sigs[i], sigs[pairs[k][1]])
+            vb, mb = _canvas(tb, size)
+            vb = vb * mb
+            cols.append(np.stack([vb, mb, vb * vb], axis=1))
+        prod = (left @ np.concatenate(cols, axis=1)).reshape(3, n_align, len(ks), 3)
+        sxy, sx, sxx = prod[0, ..., 0], prod[0, ..., 1], prod[1, ..., 1]
+        sy, n, syy = prod[2, ..., 0], prod[2, ..., 1], prod[2, ..., 2]
+        nn = np.maximum(n, 1.0)
+        cov = sxy - sx * sy / nn
+        var = (sxx - sx * sx / nn) * (syy - sy * sy / nn)
+        r = cov / np.sqrt(np.maximum(var, 1e-12))
+        r[n < 0.4 * npx] = -1.0  # alignments that overlap too little say nothing
+        out[ks] = r.max(axis=0)
+    return out
+
+
+def similarity(a: Signature, b: Signature, config: DedupConfig = DEFAULT_CONFIG) -> float:
+    """Best-alignment correlation (-1..1) of two signatures' verification thumbnails."""
+    return float(_scores_for([a, b], [(0, 1)], config)[0])
+
+
+# --- union-find ---------------------------------------------------------------------------------
 
 
 class UnionFind:
@@ -96,6 +543,9 @@ class UnionFind:
         return dict(out)
 
 
+# --- near pairs: brute force and multi-index hashing --------------------------------------------
+
+
 def _to_uint64(hashes: Sequence[str]) -> np.ndarray:
     bad = [h for h in hashes if len(h) != 16]
     if bad:
@@ -121,6 +571,10 @@ def _popcount_into(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
+def _popcount(x: np.ndarray) -> np.ndarray:
+    return _popcount_into(x, np.empty(x.shape, dtype=np.uint8))
+
+
 def _tile_pairs(
     rows: np.ndarray, cols: np.ndarray, threshold: int, *, triangular: bool
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -130,9 +584,10 @@ def _tile_pairs(
     diagonal are skipped and the diagonal tiles are masked. The three tile buffers are reused:
     allocating them per tile cost more than the arithmetic.
     """
-    xor_buf = np.empty((_BLOCK, _BLOCK), dtype=np.uint64)
-    count_buf = np.empty((_BLOCK, _BLOCK), dtype=np.uint8)
-    close_buf = np.empty((_BLOCK, _BLOCK), dtype=bool)
+    side = min(_BLOCK, max(len(rows), 1)), min(_BLOCK, max(len(cols), 1))
+    xor_buf = np.empty(side, dtype=np.uint64)
+    count_buf = np.empty(side, dtype=np.uint8)
+    close_buf = np.empty(side, dtype=bool)
     for r0 in range(0, len(rows), _BLOCK):
         block = rows[r0 : r0 + _BLOCK, None]
         for c0 in range(r0 if triangular else 0, len(cols), _BLOCK):
@@ -148,11 +603,196 @@ def _tile_pairs(
                 yield i + r0, j + c0
 
 
-def _collect(parts: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[int, int]]:
+def _concat(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     if not parts:
-        return []
-    i = np.concatenate([p[0] for p in parts])
-    j = np.concatenate([p[1] for p in parts])
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return (
+        np.concatenate([p[0] for p in parts]).astype(np.int64, copy=False),
+        np.concatenate([p[1] for p in parts]).astype(np.int64, copy=False),
+    )
+
+
+# Cost model (seconds per unit, measured on the 2-core dev machine) for choosing between brute
+# force and multi-index plans; only the ratios matter.
+_COST_BRUTE = 1.3e-9  # per pair, tiled XOR + popcount
+_COST_PADDED = 2.0e-9  # per padded pair slot in a batch of buckets
+_COST_SORT = 6e-8  # per hash per table: key extraction, sort, bucket bounds, gathers
+_BATCH = 1 << 22  # pair slots per batch of buckets (~40 MB of temporaries)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Multi-index plan: 64 bits in m chunks; any pair within t bits has >= c = m - t chunks
+    equal (t differing bits touch at most t chunks), so every such pair shares the key of at
+    least one c-subset of chunks. Each c-subset is one table: sort by key, compare within
+    equal-key buckets only."""
+
+    m: int
+    c: int
+    starts: tuple[int, ...] = field(default=())
+    widths: tuple[int, ...] = field(default=())
+
+    @classmethod
+    def make(cls, m: int, c: int) -> _Plan:
+        q, r = divmod(64, m)
+        widths = tuple([q + 1] * r + [q] * (m - r))
+        starts = tuple(int(s) for s in np.cumsum((0, *widths[:-1])))
+        return cls(m, c, starts, widths)
+
+    def tables(self) -> list[tuple[int, ...]]:
+        return list(itertools.combinations(range(self.m), self.c))
+
+    def key(self, h: np.ndarray, table: tuple[int, ...]) -> np.ndarray:
+        key = np.zeros(len(h), dtype=np.uint64)
+        for k in table:
+            part = (h >> np.uint64(self.starts[k])) & np.uint64((1 << self.widths[k]) - 1)
+            key = (key << np.uint64(self.widths[k])) | part
+        bits = sum(self.widths[k] for k in table)
+        # Narrow keys sort much faster (numpy radix-sorts 16-bit integers).
+        return key.astype(np.uint16 if bits <= 16 else np.uint32 if bits <= 32 else np.uint64)
+
+    def first_table_only(self, x: np.ndarray, table: tuple[int, ...]) -> np.ndarray:
+        """Mask of pairs (by XOR x) for which table is the first (lexicographic) c-subset of
+        equal chunks, so each pair is reported by exactly one table without a global unique."""
+        clean = np.zeros(len(x), dtype=np.int64)
+        for k in range(self.m):
+            chunk = (x >> np.uint64(self.starts[k])) & np.uint64((1 << self.widths[k]) - 1)
+            clean |= (chunk == 0).astype(np.int64) << k
+        in_table = sum(1 << k for k in table)
+        before = ((1 << max(table)) - 1) & ~in_table
+        return (clean & before) == 0
+
+    def cost(self, n_a: int, n_b: int, self_join: bool) -> float:
+        """Estimated seconds: per table a sort of every hash, plus the padded bucket-by-bucket
+        comparisons (a Poisson bucket of mean size mu holds mu + 1 members on average as seen
+        from one of its members, hence the + 1; 1.3 for padding)."""
+        total = 0.0
+        for table in self.tables():
+            buckets = 2.0 ** sum(self.widths[k] for k in table)
+            slots = n_a * (n_b / buckets + 1) * 1.3
+            total += _COST_SORT * (n_a + (0 if self_join else n_b)) + _COST_PADDED * slots
+        return total
+
+
+def _choose_plan(n_a: int, n_b: int, threshold: int, self_join: bool) -> _Plan | None:
+    pairs = n_a * (n_a - 1) / 2 if self_join else float(n_a) * n_b
+    best, best_cost = None, _COST_BRUTE * pairs
+    for c in range(1, 5):
+        m = threshold + c
+        if m > 32 or math.comb(m, c) > 3000:
+            break
+        plan = _Plan.make(m, c)
+        cost = plan.cost(n_a, n_b, self_join)
+        if cost < best_cost:
+            best, best_cost = plan, cost
+    return best
+
+
+def _buckets(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(order, sorted keys, bucket starts, bucket lengths) of a key array."""
+    order = np.argsort(keys, kind="stable")
+    ks = keys[order]
+    bounds = np.flatnonzero(ks[1:] != ks[:-1]) + 1
+    starts = np.concatenate(([0], bounds)).astype(np.int64)
+    lengths = np.diff(np.concatenate((starts, [len(ks)])))
+    return order, ks, starts, lengths
+
+
+def _batches(la: np.ndarray, lb: np.ndarray) -> Iterator[np.ndarray]:
+    """Bucket indices in batches of similar sizes whose padded la x lb blocks fit _BATCH.
+
+    Sizes are grouped in classes 25% wide (so padding to the batch's largest wastes little),
+    and each class is cut into batches of at most _BATCH padded pair slots.
+    """
+    ca = np.floor(np.log(la) / np.log(1.25)).astype(np.int64)
+    cb = np.floor(np.log(lb) / np.log(1.25)).astype(np.int64)
+    order = np.lexsort((cb, ca))
+    cls = ca[order] * 4096 + cb[order]
+    for group in np.split(order, np.flatnonzero(np.diff(cls)) + 1):
+        if not len(group):
+            continue
+        size = max(1, _BATCH // int(la[group].max() * lb[group].max()))
+        for k in range(0, len(group), size):
+            yield group[k : k + size]
+
+
+def _bucket_pairs(
+    ha: np.ndarray,
+    sa: np.ndarray,
+    la: np.ndarray,
+    hb: np.ndarray,
+    sb: np.ndarray,
+    lb: np.ndarray,
+    threshold: int,
+    triangular: bool,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Positions (p in ha, q in hb) within threshold, for every bucket pair (sa..sa+la) x
+    (sb..sb+lb), p < q if triangular. Buckets of similar size are padded into one (G, La, Lb)
+    block per batch, so the work is a few large numpy operations, not a Python loop per bucket.
+    """
+    for g in _batches(la, lb):
+        wa, wb = int(la[g].max()), int(lb[g].max())
+        ra, rb = np.arange(wa), np.arange(wb)
+        ia = sa[g, None] + np.minimum(ra[None, :], la[g, None] - 1)  # padding repeats the last
+        ib = sb[g, None] + np.minimum(rb[None, :], lb[g, None] - 1)
+        close = _popcount(ha[ia][:, :, None] ^ hb[ib][:, None, :]) <= threshold
+        close &= (ra[None, :] < la[g, None])[:, :, None] & (rb[None, :] < lb[g, None])[:, None, :]
+        if triangular:
+            close &= ra[:, None] < rb[None, :]
+        k, p, q = np.nonzero(close)
+        yield ia[k, p], ib[k, q]
+
+
+def _table_pairs(
+    plan: _Plan, table: tuple[int, ...], a: np.ndarray, b: np.ndarray | None, threshold: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs within threshold that share this table's key (and no earlier table's)."""
+    oa, ka, sa, la = _buckets(plan.key(a, table))
+    ha = a[oa]
+    if b is None:
+        keep = la >= 2
+        ob, hb, sa, la = oa, ha, sa[keep], la[keep]
+        sb, lb = sa, la
+    else:
+        ob, kb, sb, lb = _buckets(plan.key(b, table))
+        hb = b[ob]
+        _, ia, ib = np.intersect1d(ka[sa], kb[sb], assume_unique=True, return_indices=True)
+        sa, la, sb, lb = sa[ia], la[ia], sb[ib], lb[ib]
+    i, j = _concat(list(_bucket_pairs(ha, sa, la, hb, sb, lb, threshold, b is None)))
+    if len(i):
+        first = plan.first_table_only(ha[i] ^ hb[j], table)
+        i, j = i[first], j[first]
+    return oa[i], ob[j]
+
+
+def _workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _pair_arrays(
+    a: np.ndarray, b: np.ndarray | None, threshold: int, plan: _Plan | str | None = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exactly the pairs within threshold bits: (i, j) with i < j over a (b None), or i in a and
+    j in b. plan: "auto" (cheapest by the cost model), None (brute force) or a _Plan."""
+    if threshold < 0 or not len(a) or (b is not None and not len(b)):
+        return _concat([])
+    if plan == "auto":
+        n_b = len(a) if b is None else len(b)
+        plan = _choose_plan(len(a), n_b, min(threshold, 64), b is None)
+    if plan is None or not isinstance(plan, _Plan):
+        cols = a if b is None else b
+        return _concat(list(_tile_pairs(a, cols, threshold, triangular=b is None)))
+    tables = plan.tables()
+    # numpy releases the GIL inside the big array operations, so tables run in parallel threads.
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        parts = list(pool.map(lambda t: _table_pairs(plan, t, a, b, threshold), tables))
+    i, j = _concat(parts)
+    if b is None:
+        i, j = np.minimum(i, j), np.maximum(i, j)
+    return i, j
+
+
+def _sorted_list(i: np.ndarray, j: np.ndarray) -> list[tuple[int, int]]:
     order = np.lexsort((j, i))
     return list(zip(i[order].tolist(), j[order].tolist(), strict=True))
 
@@ -160,25 +800,32 @@ def _collect(parts: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[int, int]
 def near_pairs(hashes: Sequence[str], threshold: int) -> list[tuple[int, int]]:
     """All (i, j), i < j, whose 64-bit hex hashes differ in at most threshold bits, sorted.
 
-    Blocked, vectorised XOR + popcount over uint64: memory stays at a few 2048×2048 tiles
-    whatever the input size, and there is no Python loop over pairs.
+    Large inputs use multi-index hashing (see _Plan): no pass over all n² pairs and no
+    recursion; small ones, or very high thresholds, use blocked vectorised XOR + popcount.
+    Both give exactly the brute-force pair set.
     """
     if threshold < 0:
         return []
-    arr = _to_uint64(hashes)
-    return _collect(list(_tile_pairs(arr, arr, threshold, triangular=True)))
+    return _sorted_list(*_pair_arrays(_to_uint64(hashes), None, threshold))
 
 
 def _cross_pairs(a: Sequence[str], b: Sequence[str], threshold: int) -> list[tuple[int, int]]:
-    """All (i, j) with hamming(a[i], b[j]) <= threshold (full rectangle)."""
+    """All (i, j) with hamming(a[i], b[j]) <= threshold (full rectangle), sorted."""
     if threshold < 0 or not a or not b:
         return []
-    return _collect(list(_tile_pairs(_to_uint64(a), _to_uint64(b), threshold, triangular=False)))
+    return _sorted_list(*_pair_arrays(_to_uint64(a), _to_uint64(b), threshold))
+
+
+# --- clustering ---------------------------------------------------------------------------------
 
 
 @dataclass
 class DedupItem:
-    """One image to cluster. rank: sort key, lower = better representative."""
+    """One image to cluster. rank: sort key, lower = better representative.
+
+    With a signature, near pairs are found through all its query hashes and then verified on
+    its thumbnail; without one (phash and alt_phashes only) a hash match alone joins.
+    """
 
     key: Any
     sha256: str
@@ -186,6 +833,11 @@ class DedupItem:
     pixel_sha256: str | None = None
     rank: tuple = ()
     alt_phashes: tuple[str, ...] = ()  # e.g. the mirror hash from perceptual_hashes()
+    signature: Signature | None = None
+
+    def __post_init__(self) -> None:
+        if self.signature is not None and not self.phash:
+            self.phash = self.signature.phash
 
 
 def _ordered(indices: list[int], items: Sequence[DedupItem]) -> list[int]:
@@ -197,16 +849,95 @@ def _ordered(indices: list[int], items: Sequence[DedupItem]) -> list[int]:
                                               repr(items[i].key)))  # fmt: skip
 
 
-def cluster_items(items: Sequence[DedupItem], threshold: int) -> dict[Any, tuple[str, Any]]:
+def candidate_pairs(items: Sequence[DedupItem], threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unique (i, j), i < j, item indices whose pHash is within threshold bits of any hash of
+    the other (its pHash, or one of its signature queries / alt_phashes)."""
+    hashed = np.array([k for k, item in enumerate(items) if item.phash], dtype=np.int64)
+    primaries = _to_uint64([str(items[k].phash) for k in hashed])
+    owner, queries = [], []
+    for pos, k in enumerate(hashed.tolist()):
+        item = items[k]
+        extra = (item.signature.queries if item.signature else ()) + tuple(item.alt_phashes)
+        owner.extend([pos] * len(extra))
+        queries.extend(extra)
+    i1, j1 = _pair_arrays(primaries, None, threshold)
+    i2, q = _pair_arrays(primaries, _to_uint64(queries), threshold)
+    j2 = np.asarray(owner, dtype=np.int64)[q] if len(q) else q
+    i = np.concatenate([i1, i2])
+    j = np.concatenate([j1, j2])
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    keep = lo != hi
+    codes = np.unique(hashed[lo[keep]] * len(items) + hashed[hi[keep]])
+    return codes // max(len(items), 1), codes % max(len(items), 1)
+
+
+def verification_scores(
+    items: Sequence[DedupItem], pairs: Sequence[tuple[int, int]], config: DedupConfig | None = None
+) -> np.ndarray:
+    """similarity() of each (i, j) pair of items, which must all carry signatures."""
+    sigs = [item.signature for item in items]
+    if any(sigs[i] is None or sigs[j] is None for i, j in pairs):
+        raise ValueError("verification needs a signature on both items of every pair")
+    return _scores_for(sigs, list(pairs), config or DEFAULT_CONFIG)  # type: ignore[arg-type]
+
+
+_VERIFY_BATCH = 4096
+
+
+def _near_duplicates(
+    items: Sequence[DedupItem], cfg: DedupConfig, joined: Callable[[int, int], bool] | None
+) -> Iterator[list[tuple[int, int]]]:
+    """Accepted pairs, batch by batch; joined(i, j) is asked before each batch so pairs the
+    caller has already connected (directly or transitively) are not verified at all."""
+    ci, cj = candidate_pairs(items, cfg.hash_threshold)
+    pending: list[tuple[int, int]] = []
+    unverifiable: list[tuple[int, int]] = []
+    for i, j in zip(ci.tolist(), cj.tolist(), strict=True):
+        sig_i, sig_j = items[i].signature, items[j].signature
+        if sig_i is not None and sig_j is not None and sig_i.thumb and sig_j.thumb:
+            pending.append((i, j))
+        else:
+            unverifiable.append((i, j))
+    yield unverifiable
+    sigs = [item.signature for item in items]
+    for start in range(0, len(pending), _VERIFY_BATCH):
+        batch = pending[start : start + _VERIFY_BATCH]
+        if joined is not None:
+            batch = [(i, j) for i, j in batch if not joined(i, j)]
+        if batch:
+            scores = _scores_for(sigs, batch, cfg).tolist()  # type: ignore[arg-type]
+            yield [p for p, s in zip(batch, scores, strict=True) if s >= cfg.verify_threshold]
+
+
+def near_duplicates(
+    items: Sequence[DedupItem], config: DedupConfig | None = None
+) -> list[tuple[int, int]]:
+    """Item index pairs (i < j) judged near duplicates: hash candidates (candidate_pairs), kept
+    when both carry a thumbnail and verify, or when either lacks one (the hash match alone then
+    decides, as before signatures existed)."""
+    cfg = config or DEFAULT_CONFIG
+    return sorted(p for batch in _near_duplicates(items, cfg, None) for p in batch)
+
+
+def cluster_items(
+    items: Sequence[DedupItem],
+    threshold: int | None = None,
+    *,
+    config: DedupConfig | None = None,
+) -> dict[Any, tuple[str, Any]]:
     """Map every key to (cluster_id, representative_key).
 
-    Items join when their sha256 or pixel_sha256 match, or when their pHashes (including any
-    alt_phashes against the other's primary) are within threshold bits; joins are transitive.
-    cluster_id is "c" + the first 12 hex digits of the smallest sha256 in the cluster: it does
-    not depend on input order or ranks, only on which files are in the cluster. (If two clusters'
-    smallest sha256 share 12 digits, odds ~2e-5 at 10⁵ clusters, both use the full digest.)
-    The representative is the member with the lowest (rank, key).
+    Items join when their sha256 or pixel_sha256 match, or when they are near duplicates:
+    candidates by hash (candidate_pairs at config.hash_threshold, or threshold if given), then,
+    when both carry a Signature, verified by thumbnail (similarity >= config.verify_threshold).
+    Joins are transitive (union-find). cluster_id is "c" + the first 12 hex digits of the
+    smallest sha256 in the cluster: it does not depend on input order or ranks, only on which
+    files are in the cluster. (If two clusters' smallest sha256 share 12 digits, odds ~2e-5 at
+    10⁵ clusters, both use the full digest.) The representative has the lowest (rank, key).
     """
+    cfg = config or DEFAULT_CONFIG
+    if threshold is not None:
+        cfg = replace(cfg, hash_threshold=threshold)
     keys = [item.key for item in items]
     if len(set(keys)) != len(keys):
         raise ValueError("cluster_items needs unique keys")
@@ -222,14 +953,11 @@ def cluster_items(items: Sequence[DedupItem], threshold: int) -> dict[Any, tuple
                 if j != i:
                     uf.union(j, i)
 
-    hashed = [i for i, item in enumerate(items) if item.phash]
-    primaries = [items[i].phash for i in hashed]
-    for a, b in near_pairs(primaries, threshold):  # type: ignore[arg-type]
-        uf.union(hashed[a], hashed[b])
-    alt_owner = [i for i in hashed for _ in items[i].alt_phashes]
-    alts = [h for i in hashed for h in items[i].alt_phashes]
-    for a, b in _cross_pairs(primaries, alts, threshold):  # type: ignore[arg-type]
-        uf.union(hashed[a], alt_owner[b])
+    # Verified lazily: a big cluster of copies needs only a spanning set of its pairs verified,
+    # so pairs already joined (by exact hashes or earlier batches) are skipped.
+    for batch in _near_duplicates(items, cfg, lambda i, j: uf.find(i) == uf.find(j)):
+        for i, j in batch:
+            uf.union(i, j)
 
     clusters = []
     for members in uf.groups().values():
@@ -248,6 +976,9 @@ def cluster_items(items: Sequence[DedupItem], threshold: int) -> dict[Any, tuple
     return result
 
 
+# --- standalone use -----------------------------------------------------------------------------
+
+
 def _walk(paths: Sequence[str | Path]) -> list[str]:
     """Files given directly, plus image files under given folders (recursive)."""
     found: list[str] = []
@@ -262,31 +993,33 @@ def _walk(paths: Sequence[str | Path]) -> list[str]:
     return list(dict.fromkeys(found))  # a file named twice is one file
 
 
-def dedup_paths(paths: Sequence[str | Path], threshold: int = 8) -> list[list[str]]:
+def dedup_paths(
+    paths: Sequence[str | Path],
+    threshold: int | None = None,
+    *,
+    config: DedupConfig | None = None,
+    workers: int | None = None,
+) -> list[list[str]]:
     """Clusters of two or more duplicate images among files and folders, as sorted path lists.
 
-    Like imagededup's find_duplicates, standalone: exact bytes, identical pixels, or pHash
-    (and mirror pHash) within threshold bits. Files that cannot be read as images are skipped.
+    Like imagededup's find_duplicates, standalone: exact bytes, identical pixels, or verified
+    near duplicates (see cluster_items; threshold overrides config.hash_threshold). Files that
+    cannot be read as images are skipped. Paths come back exactly as given.
     """
-    items: list[DedupItem] = []
-    for path in _walk(paths):
-        try:
-            data = Path(path).read_bytes()
-            rgb = load_rgb(data)
-            phash, mirror = _phash(rgb), _phash(ImageOps.mirror(rgb))
-        except Exception:
-            continue  # unreadable or not an image: nothing to compare
-        items.append(
-            DedupItem(
-                key=path,
-                sha256=hashlib.sha256(data).hexdigest(),
-                phash=phash,
-                pixel_sha256=pixel_sha256_of(rgb),
-                rank=(path,),
-                alt_phashes=(mirror,),
-            )
+    cfg = config or DEFAULT_CONFIG
+    # Identical pixels need no pixel sha256 here: their signatures match and verify at 1.0.
+    items = [
+        DedupItem(
+            key=found[0],
+            sha256=found[1],
+            phash=found[2].phash,
+            rank=(found[0],),
+            signature=found[2],
         )
+        for found in signature_files(_walk(paths), cfg, workers)
+        if found is not None
+    ]
     members: dict[str, list[str]] = defaultdict(list)
-    for key, (cluster_id, _) in cluster_items(items, threshold).items():
+    for key, (cluster_id, _) in cluster_items(items, threshold, config=cfg).items():
         members[cluster_id].append(key)
     return sorted(sorted(group) for group in members.values() if len(group) > 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http
 import ipaddress
 import json
@@ -76,6 +77,10 @@ class HttpConfig:
     max_redirects: int = 5
     respect_robots: bool = True  # fetch() consults robots.txt (API calls do not)
     per_host_concurrency: int = 2  # requests in flight to one host at once (Wikimedia: 2)
+    # Per-host token bucket on top of min_interval: `rate` requests/s on average, with bursts of
+    # up to one second's worth (at least 1). 0 turns it off and leaves min_interval alone.
+    rate: float = 0.0
+    concurrency: int = 0  # requests in flight across all hosts at once; 0 = no global limit
     # "host:port" or "host" entries allowed even when private and allow_private is False; lets a
     # test or a local mirror be reached while the guard still refuses every other private target.
     allowed_private_hosts: frozenset[str] = frozenset()
@@ -97,7 +102,9 @@ class HttpConfig:
             max_retries=net.max_retries,
             min_interval=net.min_interval,
             max_bytes=spec.limits.max_bytes,
-            per_host_concurrency=net.concurrency,
+            per_host_concurrency=net.per_host_concurrency,
+            rate=net.rate,
+            concurrency=net.concurrency,
         )
 
 
@@ -152,13 +159,21 @@ class _Done:
 
 
 class _Host:
-    """Per-host pacing: the last request start, the interval, and an in-flight limit."""
+    """Per-host pacing: min interval, token bucket, a pause after 429/503, an in-flight limit."""
 
-    def __init__(self, interval: float, concurrency: int):
+    def __init__(self, interval: float, concurrency: int, rate: float = 0.0):
         self.lock = threading.Lock()
         self.interval = interval
         self.last_start: float | None = None
         self.slots = threading.BoundedSemaphore(max(1, concurrency))
+        self.rate = rate
+        self.burst = max(1.0, math.floor(rate))  # one second's worth of tokens, at least one
+        # The bucket as GCRA ("virtual scheduling"): the theoretical arrival time of the next
+        # request; a request may start once the clock is within the burst tolerance of it. One
+        # number instead of a token count refilled by a timer, and it reserves slots under the
+        # lock so concurrent workers never overshoot the rate.
+        self.tat: float | None = None
+        self.not_before = -math.inf  # the host asked us to wait (Retry-After on 429/503)
 
 
 @dataclass
@@ -341,11 +356,19 @@ class PoliteSession:
         self._lock = threading.Lock()  # guards the dicts and counters below
         self._count = 0
         self._hosts: dict[str, _Host] = {}
+        # The global in-flight limit, taken after the host slot and the pacing wait, so a worker
+        # waiting for a slow host never holds a global slot that another host could use.
+        self._global: threading.BoundedSemaphore | contextlib.nullcontext[None] = (
+            threading.BoundedSemaphore(config.concurrency)
+            if config.concurrency > 0
+            else contextlib.nullcontext()
+        )
         self._robots: dict[tuple[str, str, int], _Robots] = {}
         self._robots_locks: dict[tuple[str, str, int], threading.Lock] = {}
         # requests.Session is not documented as thread-safe, so each worker thread gets its own.
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
+        self._env_proxies = bool(requests.utils.getproxies())
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -512,6 +535,9 @@ class PoliteSession:
                         )
                     retries += 1
                     delay = min(delay, cfg.retry_after_cap)
+                    if f.status in (429, 503) and delay > 0:
+                        # Other workers would hit the same wall; hold them back as well.
+                        self._pause_host(parts.hostname or "", delay)
                     if delay > 0:
                         self._sleep(delay)
                     continue
@@ -559,10 +585,41 @@ class PoliteSession:
         host = self._host(parts.hostname or "")
         with host.slots:
             self._wait_turn(host)
-            with self._lock:
-                self._count += 1
-            try:
-                resp = self._session().request(
+            with self._global:
+                return self._send_paced(
+                    method,
+                    url,
+                    params=params,
+                    headers=headers,
+                    json_body=json_body,
+                    auth=auth,
+                    cap=cap,
+                    truncate=truncate,
+                    before_body=before_body,
+                )
+
+    def _send_paced(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any,
+        headers: dict[str, str] | None,
+        json_body: Any,
+        auth: Any,
+        cap: int,
+        truncate: bool,
+        before_body: Callable[[requests.Response, str], None] | None,
+    ) -> tuple[requests.Response, bytes | None]:
+        """The request itself, once the host and global limits have let it through."""
+        with self._lock:
+            self._count += 1
+        try:
+            session = self._session()
+            if params is None and headers is None and json_body is None and auth is None:
+                resp = self._send_plain(session, method, url)
+            else:
+                resp = session.request(
                     method,
                     url,
                     params=params,
@@ -573,25 +630,42 @@ class PoliteSession:
                     allow_redirects=False,
                     stream=True,
                 )
-            except requests.RequestException as exc:
-                raise self._exception_failure(exc, url) from None
-            try:
-                status = resp.status_code
-                if status in REDIRECT_STATUSES and resp.headers.get("Location"):
-                    return resp, None
-                if not 200 <= status < 300:
-                    raise self._status_failure(resp, url)
-                if before_body:
-                    before_body(resp, url)
-                content = self._read_body(resp, url, cap, truncate)
-            except requests.RequestException as exc:
-                raise self._exception_failure(exc, url) from None
-            finally:
-                resp.close()
+        except requests.RequestException as exc:
+            raise self._exception_failure(exc, url) from None
+        try:
+            status = resp.status_code
+            if status in REDIRECT_STATUSES and resp.headers.get("Location"):
+                return resp, None
+            if not 200 <= status < 300:
+                raise self._status_failure(resp, url)
+            if before_body:
+                before_body(resp, url)
+            content = self._read_body(resp, url, cap, truncate)
+        except requests.RequestException as exc:
+            raise self._exception_failure(exc, url) from None
+        finally:
+            resp.close()
         # Let callers use resp.content / resp.text although the body was streamed.
         resp._content = content
         resp._content_consumed = True
         return resp, content
+
+    def _send_plain(self, session: requests.Session, method: str, url: str) -> requests.Response:
+        """A bare GET (bulk image downloads) straight to the session's connection pool.
+
+        Session.request would re-read proxy and netrc settings from the environment, merge
+        cookies and run hooks on every call: about 0.25 ms of CPU per request, a tenth of the
+        whole per-image budget on a 2-core machine (measured against nginx on 127.0.0.1). Only
+        when the environment names a proxy does the full path run, so proxies keep working.
+        Cookies are neither sent nor kept here, which image downloads never need.
+        """
+        if self._env_proxies:
+            return session.request(
+                method, url, timeout=self.config.timeout, allow_redirects=False, stream=True
+            )
+        prep = requests.PreparedRequest()
+        prep.prepare(method=method, url=url, headers=session.headers)
+        return session.get_adapter(url).send(prep, stream=True, timeout=self.config.timeout)
 
     def _read_body(self, resp: requests.Response, url: str, cap: int, truncate: bool) -> bytes:
         too_large = _Failure("too_large", f"too large: over {cap} bytes", url, status=200)
@@ -778,17 +852,32 @@ class PoliteSession:
             state = self._hosts.get(key)
             if state is None:
                 cfg = self.config
-                state = self._hosts[key] = _Host(cfg.min_interval, cfg.per_host_concurrency)
+                state = self._hosts[key] = _Host(
+                    cfg.min_interval, cfg.per_host_concurrency, cfg.rate
+                )
             return state
 
     def _wait_turn(self, host: _Host) -> None:
         """Reserve the next start slot for this host, then sleep until it (outside the lock)."""
         with host.lock:
             now = self._clock()
-            start = now if host.last_start is None else max(now, host.last_start + host.interval)
+            start = max(now, host.not_before)
+            if host.last_start is not None:
+                start = max(start, host.last_start + host.interval)
+            if host.rate > 0:
+                step = 1.0 / host.rate
+                if host.tat is not None:
+                    start = max(start, host.tat - (host.burst - 1) * step)
+                host.tat = max(host.tat if host.tat is not None else start, start) + step
             host.last_start = start
         if start > now:
             self._sleep(start - now)
+
+    def _pause_host(self, hostname: str, seconds: float) -> None:
+        """A 429/503 speaks for the whole host: no worker starts a request there before then."""
+        host = self._host(hostname)
+        with host.lock:
+            host.not_before = max(host.not_before, self._clock() + seconds)
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)

@@ -416,15 +416,15 @@ def _storage_bytes(im: Image.Image, fmt: str, data: bytes, pixel_sha: str) -> tu
 
     The policy: never recompress without a reason. Orientation other than 1 needs new pixels, so
     those images are re-encoded (JPEG q95, PNG/WEBP stay themselves; GIF/TIFF/BMP become PNG).
-    TIFF is always re-encoded to PNG: its tags ARE its metadata and few viewers read it. MPO
-    (phone JPEGs with extra embedded images) is re-encoded to a plain JPEG. Otherwise JPEG, PNG
-    and WEBP lose their EXIF/XMP/comment segments losslessly (a segment walk, verified by
-    decoding the result to the same pixels); GIF with metadata becomes a PNG of its first frame;
+    TIFF is always re-encoded to PNG: its tags ARE its metadata and few viewers read it.
+    Otherwise JPEG, PNG and WEBP lose their EXIF/XMP/comment segments losslessly (a segment
+    walk, verified by decoding the result to the same pixels; for MPO phone photos this also
+    drops the extra images after the first EOI); GIF with metadata becomes a PNG of frame 0;
     BMP carries no metadata and is kept. ICC profiles are kept: they are colour, not privacy,
     and dropping them changes how wide-gamut photos look.
     """
     orientation = _orientation(im)
-    if orientation == 1 and im.format != "MPO" and fmt != "TIFF":
+    if orientation == 1 and fmt != "TIFF":
         if fmt == "BMP" or (fmt == "GIF" and not _has_metadata(im)):
             return data, ALLOWED_FORMATS[fmt]
         stripper = _STRIPPERS.get(fmt)

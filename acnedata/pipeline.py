@@ -17,7 +17,6 @@ from acnedata.download import download_queued
 from acnedata.errors import AcnedataError, NetworkError
 from acnedata.export import export, final_label
 from acnedata.http import HttpConfig, PoliteSession, is_public_host, redact
-from acnedata.images import load_rgb
 from acnedata.manifest import atomic_write_text
 from acnedata.portals import PORTALS, PortalContext, PortalHit
 from acnedata.sources import SOURCES, SearchContext
@@ -268,7 +267,10 @@ class Collector:
     def download(self, *, retry_failed: bool = False) -> dict[str, int]:
         if retry_failed:
             self.catalog.requeue_failed()
-        queued = self.catalog.items("state = ?", (QUEUED,))
+        # Two columns, not whole rows: a 20,000-item queue held whole cost ~100 MB all stage long.
+        queued = self.catalog.db.execute(
+            "SELECT url, source FROM items WHERE state = ?", (QUEUED,)
+        ).fetchall()
         if not self.spec.contact:
             for row in queued:
                 host = urlparse(row["url"]).hostname
@@ -279,25 +281,37 @@ class Collector:
                     )
         total = len(queued)
         with self.reporter.stage("download", total=total) as progress:
+            tally: Counter[str] = Counter()
+            describe = getattr(progress, "describe", None)  # optional: per-state counts
+
+            def done(outcome: Any) -> None:
+                tally["stored" if outcome.ok else "failed"] += 1
+                if describe:
+                    describe(f"download {tally['stored']} stored {tally['failed']} failed")
+                progress.advance()
+
             return download_queued(
                 self.catalog,
                 self.session,
                 self.out,
                 self.spec.limits,
                 workers=self.spec.network.concurrency,
-                on_done=lambda _o: progress.advance(),
+                on_done=done,
             )
 
     # --- 5. dedup -------------------------------------------------------------------------
     def dedup(self) -> dict[str, int]:
         rows = self.catalog.items("state = ?", (STORED,))
-        need_hash = [r for r in rows if not r["phash"]]
+        # phash_alt holds the item's dedup.Signature (query hashes + verification thumbnail), so
+        # verification never reopens files; rows without one (new, or hashed by an older
+        # version) are hashed now.
+        need_hash = [r for r in rows if dedup.Signature.from_text(r["phash_alt"]) is None]
         with self.reporter.stage("hash", total=len(need_hash)) as progress:
             for row in need_hash:
                 try:
-                    hashes = dedup.perceptual_hashes(load_rgb(self.out / row["file"]))
-                    self.catalog.set_phash(row["id"], hashes[0], hashes[1])
-                except OSError as exc:
+                    sig = dedup.signature(self.out / row["file"])
+                    self.catalog.set_phash(row["id"], sig.phash, sig.to_text())
+                except (OSError, ValueError) as exc:
                     self.catalog.mark_failed(row["id"], f"stored file unreadable: {exc}")
                 progress.advance()
         rows = self.catalog.items("state = ?", (STORED,))
@@ -307,7 +321,7 @@ class Collector:
                 sha256=r["sha256"],
                 phash=r["phash"],
                 pixel_sha256=r["pixel_sha256"],
-                alt_phashes=(r["phash_alt"],) if r["phash_alt"] else (),
+                signature=dedup.Signature.from_text(r["phash_alt"]),
                 rank=_rank(r),
             )
             for r in rows

@@ -90,7 +90,9 @@ class NetworkSpec:
     min_interval: float = 1.0
     timeout: float = 30.0
     max_retries: int = 4
-    concurrency: int = 2
+    concurrency: int = 2  # downloads in flight at once, across all hosts
+    per_host_concurrency: int = 2  # of those, at most this many to any one host
+    rate: float = 0.0  # per-host token bucket, requests/s (0: min_interval alone paces)
 
 
 @dataclass(frozen=True)
@@ -262,7 +264,13 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         max_bytes=lim.integer("max_bytes", default=25_000_000, minimum=1024),
     )
     net = _Reader(r.table("network"), where, prefix="network.").only(
-        "allow_private", "min_interval", "timeout", "max_retries", "concurrency"
+        "allow_private",
+        "min_interval",
+        "timeout",
+        "max_retries",
+        "concurrency",
+        "per_host_concurrency",
+        "rate",
     )
     network = NetworkSpec(
         allow_private=net.boolean("allow_private", default=False),
@@ -270,6 +278,8 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         timeout=net.number("timeout", default=30.0, minimum=0.1),
         max_retries=net.integer("max_retries", default=4, minimum=0),
         concurrency=net.integer("concurrency", default=2, minimum=1),
+        per_host_concurrency=net.integer("per_host_concurrency", default=2, minimum=1),
+        rate=net.number("rate", default=0.0, minimum=0.0),
     )
 
     sources: dict[str, SourceSpec] = {}

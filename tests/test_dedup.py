@@ -1,4 +1,4 @@
-"""Tests for acnedata.dedup: hashes, union-find, vectorised near pairs, clusters, folders."""
+"""Tests for acnedata.dedup: signatures, verification, multi-index near pairs, clusters, folders."""
 
 from __future__ import annotations
 
@@ -7,15 +7,18 @@ import itertools
 import os
 import random
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from imagefactory import make_image, to_bytes
-from PIL import ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from acnedata import dedup
 from acnedata.dedup import (
+    DEFAULT_CONFIG,
     DedupItem,
+    Signature,
     UnionFind,
     cluster_items,
     dedup_paths,
@@ -23,6 +26,8 @@ from acnedata.dedup import (
     near_pairs,
     perceptual_hash,
     perceptual_hashes,
+    signature,
+    similarity,
 )
 from acnedata.images import validate_image
 
@@ -121,11 +126,11 @@ def _clustered_hashes(n: int, seed: int) -> list[str]:
     return out[:n]
 
 
-def _brute(hashes: list[str], threshold: int) -> list[tuple[int, int]]:
+def _brute(hashes: list[str]) -> list[tuple[int, int, int]]:
+    """(i, j, distance) for every i < j, the slow obvious way."""
     return [
-        (i, j)
+        (i, j, hamming(hashes[i], hashes[j]))
         for i, j in itertools.combinations(range(len(hashes)), 2)
-        if hamming(hashes[i], hashes[j]) <= threshold
     ]
 
 
@@ -136,10 +141,11 @@ def test_near_pairs_matches_brute_force(block, lookup_table, monkeypatch):
     if lookup_table:
         monkeypatch.delattr(np, "bitwise_count", raising=False)
     hashes = _clustered_hashes(500, seed=block)
+    reference = _brute(hashes)
     for threshold in (0, 4, 8, 12, 24):
-        expected = _brute(hashes, threshold)
+        expected = [(i, j) for i, j, d in reference if d <= threshold]
         assert near_pairs(hashes, threshold) == expected
-    assert any(hamming(hashes[i], hashes[j]) > 0 for i, j in _brute(hashes, 8))
+    assert any(0 < d <= 8 for _, _, d in reference)
 
 
 def test_near_pairs_edge_cases():
@@ -255,7 +261,9 @@ def test_dedup_paths_over_a_folder(tmp_path):
         "sub/x_copy.jpg": to_bytes(x, "JPEG", quality=92),
         "sub/deeper/x_q70.JPG": to_bytes(x, "JPEG", quality=70),
         "x_flip.png": to_bytes(ImageOps.mirror(x), "PNG"),
+        "x_turned.png": to_bytes(x.rotate(10, resample=Image.Resampling.BICUBIC), "PNG"),
         "y.png": to_bytes(y, "PNG"),
+        "sub/y_gray.jpg": to_bytes(y.convert("L"), "JPEG", quality=80),
         "y_small.webp": to_bytes(y.resize((100, 100)), "WEBP", lossless=True),
         "z.bmp": to_bytes(z, "BMP"),
         "broken.jpg": b"\xff\xd8\xff\xe0 not really a jpeg",
@@ -268,11 +276,227 @@ def test_dedup_paths_over_a_folder(tmp_path):
     assert found == [
         sorted(
             os.path.join(root, n)
-            for n in ("x.jpg", "sub/x_copy.jpg", "sub/deeper/x_q70.JPG", "x_flip.png")
+            for n in (
+                "x.jpg",
+                "sub/x_copy.jpg",
+                "sub/deeper/x_q70.JPG",
+                "x_flip.png",
+                "x_turned.png",
+            )
         ),
-        sorted(os.path.join(root, n) for n in ("y.png", "y_small.webp")),
+        sorted(os.path.join(root, n) for n in ("y.png", "y_small.webp", "sub/y_gray.jpg")),
     ]
     # Files named directly come back exactly as given, and a folder walk finds nothing new.
     direct = dedup_paths([tmp_path / "y.png", str(tmp_path / "y_small.webp"), tmp_path / "z.bmp"])
     assert direct == [[str(tmp_path / "y.png"), str(tmp_path / "y_small.webp")]]
     assert dedup_paths([tmp_path / "notes.txt", tmp_path / "broken.jpg"]) == []
+    # One file named twice is not a duplicate of itself.
+    assert dedup_paths([str(tmp_path / "z.bmp"), str(tmp_path / "z.bmp")]) == []
+
+
+# --- robust signatures and verification ---------------------------------------------------------
+
+
+def _watermark(im: Image.Image) -> Image.Image:
+    out = im.copy()
+    draw = ImageDraw.Draw(out, "RGBA")
+    w, h = im.size
+    draw.rectangle((w - 70, h - 14, w - 2, h - 2), fill=(255, 255, 255, 160))  # ~4% of 160x128
+    draw.text((w - 68, h - 13), "(c) example", fill=(0, 0, 0, 255))
+    return out
+
+
+def _crop(im: Image.Image, area: float, corner: bool = False) -> Image.Image:
+    w, h = im.size
+    cw, ch = round(w * area**0.5), round(h * area**0.5)
+    left, top = (0, 0) if corner else ((w - cw) // 2, (h - ch) // 2)
+    return im.crop((left, top, left + cw, top + ch))
+
+
+def _gamma(im: Image.Image, g: float) -> Image.Image:
+    return im.point([round(255 * (i / 255) ** g) for i in range(256)] * 3)
+
+
+TRANSFORMS = {
+    "rotate 5": lambda im: im.rotate(5, resample=Image.Resampling.BICUBIC),
+    "rotate -10": lambda im: im.rotate(-10, resample=Image.Resampling.BICUBIC),
+    "rotate 15": lambda im: im.rotate(15, resample=Image.Resampling.BICUBIC),
+    "crop 90%": lambda im: _crop(im, 0.9),
+    "crop 80%": lambda im: _crop(im, 0.8),
+    "crop 80% corner": lambda im: _crop(im, 0.8, corner=True),
+    "brightness +40%": lambda im: ImageEnhance.Brightness(im).enhance(1.4),
+    "brightness -40%": lambda im: ImageEnhance.Brightness(im).enhance(0.6),
+    "contrast x1.4": lambda im: ImageEnhance.Contrast(im).enhance(1.4),
+    "gamma 1.5": lambda im: _gamma(im, 1.5),
+    "grayscale": lambda im: im.convert("L").convert("RGB"),
+    "jpeg q30": lambda im: Image.open(__import__("io").BytesIO(to_bytes(im, "JPEG", quality=30))),
+    "resize 50%": lambda im: im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS),
+    "resize 200%": lambda im: im.resize((im.width * 2, im.height * 2), Image.Resampling.BICUBIC),
+    "hflip": ImageOps.mirror,
+    "vflip": ImageOps.flip,
+    "rot90": lambda im: im.transpose(Image.Transpose.ROTATE_90),
+    "rot180": lambda im: im.transpose(Image.Transpose.ROTATE_180),
+    "rot270": lambda im: im.transpose(Image.Transpose.ROTATE_270),
+    "watermark": _watermark,
+}
+
+
+def _sig_item(key, img: Image.Image) -> DedupItem:
+    data = to_bytes(img.convert("RGB"), "PNG")
+    return DedupItem(key, hashlib.sha256(data).hexdigest(), None, signature=signature(data))
+
+
+@pytest.fixture(scope="module")
+def originals():
+    # Non-square on purpose: rotations and turns must respect the aspect ratio.
+    return [make_image(k, size=(160, 128), seed=40 + k) for k in range(5)]
+
+
+def test_signature_matches_phash_and_round_trips():
+    img = make_image("blobs", seed=3)
+    sig = signature(img)
+    assert sig.phash == perceptual_hash(img)
+    assert len(sig.queries) == 7 + 6 + 5  # flips/turns, ±5/10/15°, centre + 4 corner crops
+    assert Signature.from_text(sig.to_text()) == sig
+    assert Signature.from_text("0123456789abcdef") is None  # a legacy mirror hash
+    assert Signature.from_text("d1:not base64!") is None
+    assert Signature.from_text(None) is None
+    # Bytes go through the reduced-scale JPEG decoder: the pHash may move a bit or two.
+    assert hamming(signature(to_bytes(img, "JPEG", quality=95)).phash, sig.phash) <= 4
+
+
+T = Image.Transpose
+FLIPS = [ImageOps.mirror, ImageOps.flip, T.ROTATE_90, T.ROTATE_180, T.ROTATE_270, T.TRANSPOSE,
+         T.TRANSVERSE]  # fmt: skip
+
+
+@pytest.mark.parametrize("flip", FLIPS)
+def test_dihedral_queries_are_the_phash_of_each_flip_and_turn(flip):
+    img = make_image(2, size=(160, 128), seed=9)
+    flipped = flip(img) if callable(flip) else img.transpose(flip)
+    sig = signature(img)
+    assert min(hamming(perceptual_hash(flipped), q) for q in sig.queries[:7]) <= 2
+    assert hamming(perceptual_hash(flipped), sig.phash) > 10  # plain pHash alone misses it
+
+
+@pytest.mark.parametrize("kind", sorted(TRANSFORMS))
+def test_each_transform_kind_joins_its_original(kind, originals):
+    items = [_sig_item(f"orig{k}", im) for k, im in enumerate(originals)]
+    items.append(_sig_item("copy", TRANSFORMS[kind](originals[0])))
+    result = cluster_items(items)
+    assert result["copy"][0] == result["orig0"][0], kind
+    assert len({result[f"orig{k}"][0] for k in range(len(originals))}) == len(originals)
+
+
+def test_verification_rejects_distinct_images_even_as_candidates(originals):
+    items = [_sig_item(f"orig{k}", im) for k, im in enumerate(originals)]
+    items += [_sig_item(f"other{k}", make_image(k, size=(160, 128), seed=90 + k)) for k in range(5)]
+    everything = replace(DEFAULT_CONFIG, hash_threshold=64)  # every pair becomes a candidate
+    result = cluster_items(items, config=everything)
+    assert len({cid for cid, _ in result.values()}) == len(items)
+    # The same pairs without signatures (hash match alone) would all have been joined.
+    plain = [DedupItem(i.key, i.sha256, i.phash) for i in items]
+    assert len({cid for cid, _ in cluster_items(plain, 64).values()}) == 1
+
+
+def test_similarity_scores_copies_high_and_strangers_low(originals):
+    sig = signature(originals[0])
+    assert (
+        similarity(sig, signature(originals[0].rotate(12, resample=Image.Resampling.BICUBIC)))
+        > 0.94
+    )
+    assert similarity(sig, signature(ImageOps.flip(originals[0]))) > 0.99
+    assert similarity(sig, signature(originals[1])) < 0.9
+
+
+def test_letterboxed_pictures_compare_what_is_inside_the_frame():
+    def framed(img: Image.Image) -> Image.Image:
+        canvas = Image.new("RGB", (160, 160), (0, 0, 0))
+        canvas.paste(img.resize((64, 64)), (48, 48))
+        return canvas
+
+    a, b = framed(make_image(1, seed=70)), framed(make_image(2, seed=71))
+    sig_a, sig_b = signature(a), signature(b)
+    assert sig_a.content and sig_b.content  # the uniform frame was found
+    assert similarity(sig_a, sig_b) < 0.9
+    assert similarity(sig_a, signature(ImageOps.mirror(a))) >= DEFAULT_CONFIG.verify_threshold
+    assert not signature(make_image(1, seed=70)).content  # an ordinary photo has no frame
+
+
+def test_items_without_thumbnails_join_on_hash_alone():
+    img = make_image("waves", seed=5)
+    with_sig = _sig_item("sig", img)
+    legacy = DedupItem("legacy", "9" * 64, perceptual_hash(ImageOps.mirror(img)),
+                       alt_phashes=(perceptual_hash(img),))  # fmt: skip
+    assert (
+        cluster_items([with_sig, legacy])["sig"][0]
+        == cluster_items([with_sig, legacy])["legacy"][0]
+    )
+
+
+# --- multi-index near pairs ---------------------------------------------------------------------
+
+
+def _uint64(hashes):
+    return dedup._to_uint64(hashes)
+
+
+def _brute_set(a, b, t):
+    rows = dedup._tile_pairs(a, a if b is None else b, t, triangular=b is None)
+    i, j = dedup._concat(list(rows))
+    return set(zip(i.tolist(), j.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("threshold", [0, 2, 5, 8, 10, 12])
+@pytest.mark.parametrize("c", [1, 2, 3])
+def test_multi_index_plans_equal_brute_force(threshold, c):
+    hashes = _clustered_hashes(1500, seed=threshold * 10 + c)
+    rng = random.Random(c)
+    hashes += [f"{rng.getrandbits(64):016x}" for _ in range(500)]  # plus uniform random ones
+    a = _uint64(hashes)
+    plan = dedup._Plan.make(threshold + c, c)
+    i, j = dedup._pair_arrays(a, None, threshold, plan)
+    found = set(zip(i.tolist(), j.tolist(), strict=True))
+    assert len(found) == len(i)  # each pair reported by exactly one table
+    assert found == _brute_set(a, None, threshold)
+    assert all(x < y for x, y in found)
+    queries = _uint64(hashes[::3]) ^ np.uint64(0b1011)  # 3 bits from a third of the hashes
+    i, j = dedup._pair_arrays(a, queries, threshold, plan)
+    found = set(zip(i.tolist(), j.tolist(), strict=True))
+    assert len(found) == len(i) and found == _brute_set(a, queries, threshold)
+    if threshold >= 3:
+        assert len(found) >= len(queries)
+
+
+def test_near_pairs_chooses_multi_index_at_scale_and_stays_exact():
+    hashes = _clustered_hashes(12000, seed=99)
+    assert dedup._choose_plan(len(hashes), len(hashes), 6, True) is not None
+    a = _uint64(hashes)
+    assert set(near_pairs(hashes, 6)) == _brute_set(a, None, 6)
+
+
+def test_deep_chain_clusters_without_recursion():
+    # 3000 hashes, each 1 bit from the next: one cluster only through 2999 transitive joins.
+    chain, value = [], 0
+    for k in range(3000):
+        value ^= 1 << (k % 64)
+        chain.append(f"{value:016x}")
+    items = [DedupItem(k, f"{k:064x}", h) for k, h in enumerate(chain)]
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(200)
+    try:
+        result = cluster_items(items, 1)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert len({cid for cid, _ in result.values()}) == 1
+    assert {rep for _, rep in result.values()} == {0}
+
+
+def test_exif_orientation_is_applied_before_hashing():
+    img = make_image(5, size=(160, 120), seed=8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    stored = img.transpose(Image.Transpose.ROTATE_90)  # what a camera writes for that tag
+    tagged = to_bytes(stored, "JPEG", quality=95, exif=exif)
+    upright = signature(to_bytes(img, "JPEG", quality=95))
+    assert hamming(signature(tagged).phash, upright.phash) <= 4

@@ -226,6 +226,10 @@ def test_16_bit_png_is_scaled_not_clipped():
     assert first.pixel_sha256 != second.pixel_sha256
     rgb = np.asarray(load_rgb(first.data))
     assert rgb.min() < 10 and rgb.max() == 255
+    # 16-bit values map to value/257, not stretched to the image's own range.
+    mid = np.full((8, 8), 100 * 257)
+    mid[0, 0] = 200 * 257
+    assert np.unique(np.asarray(load_rgb(_png16(mid)))).tolist() == [100, 200]
 
 
 def test_animated_gif_uses_first_frame():
@@ -275,9 +279,12 @@ def test_orientation_counts_for_min_size():
     assert validate_image(data, min_width=100, min_height=40).reason == "too small: 40x100 < 100x40"
 
 
-def test_jpeg_metadata_stripped_without_recompression():
+@pytest.mark.parametrize(
+    "options", [{}, {"progressive": True}, {"restart_marker_rows": 1}, {"subsampling": 0}]
+)
+def test_jpeg_metadata_stripped_without_recompression(options):
     img = make_image("blobs", size=(96, 64))
-    data = to_bytes(img, "JPEG", exif=_exif_with_gps(1), comment=b"secret", quality=80)
+    data = to_bytes(img, "JPEG", exif=_exif_with_gps(1), comment=b"secret", quality=80, **options)
     data += b"SEFH trailer secret"  # phone vendors append data after EOI
     result = validate_image(data)
     assert result.ok and result.ext == "jpg"
@@ -313,6 +320,8 @@ def test_webp_metadata_stripped_and_rotated(lossless):
         assert result.ok and result.ext == "webp"
         _assert_no_metadata(result.data)
         assert _reopen(result.data).size == size == (result.width, result.height)
+        vp8x = result.data.find(b"VP8X")
+        assert vp8x < 0 or result.data[vp8x + 8] & 0x0C == 0  # no EXIF/XMP flags left
         if lossless or orientation == 1:
             assert pixel_sha256_of(load_rgb(result.data)) == result.pixel_sha256
 
@@ -325,6 +334,8 @@ def test_mpo_is_stored_as_plain_jpeg():
     assert result.ok and result.format == "JPEG" and result.ext == "jpg"
     stored = Image.open(io.BytesIO(result.data))
     assert stored.format == "JPEG" and getattr(stored, "n_frames", 1) == 1
+    assert pixel_sha256_of(load_rgb(result.data)) == result.pixel_sha256  # not re-encoded
+    assert len(result.data) < len(data) * 0.6
 
 
 # --- storage ------------------------------------------------------------------------------------
