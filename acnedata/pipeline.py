@@ -22,6 +22,8 @@ from acnedata.portals import PORTALS, PortalContext, PortalHit
 from acnedata.sources import SOURCES, SearchContext
 from acnedata.spec import DatasetSpec, spec_from_dict
 
+HASH_CHUNK = 512  # signatures computed and committed per batch
+
 
 class StageProgress(Protocol):
     def advance(self, n: int = 1) -> None: ...
@@ -306,14 +308,21 @@ class Collector:
         # verification never reopens files; rows without one (new, or hashed by an older
         # version) are hashed now.
         need_hash = [r for r in rows if dedup.Signature.from_text(r["phash_alt"]) is None]
+        config = self.dedup_config()
         with self.reporter.stage("hash", total=len(need_hash)) as progress:
-            for row in need_hash:
-                try:
-                    sig = dedup.signature(self.out / row["file"])
-                    self.catalog.set_phash(row["id"], sig.phash, sig.to_text())
-                except (OSError, ValueError) as exc:
-                    self.catalog.mark_failed(row["id"], f"stored file unreadable: {exc}")
-                progress.advance()
+            for start in range(0, len(need_hash), HASH_CHUNK):
+                chunk = need_hash[start : start + HASH_CHUNK]
+                paths = [str(self.out / r["file"]) for r in chunk]
+                # several processes for a big chunk; results committed per chunk (resumable)
+                results = dedup.signature_files(paths, config)
+                with self.catalog.transaction():
+                    for row, result in zip(chunk, results, strict=True):
+                        if result is None:
+                            self.catalog.mark_failed(row["id"], "stored file unreadable")
+                        else:
+                            sig = result[2]
+                            self.catalog.set_phash(row["id"], sig.phash, sig.to_text())
+                progress.advance(len(chunk))
         rows = self.catalog.items("state = ?", (STORED,))
         items = [
             dedup.DedupItem(
@@ -326,7 +335,7 @@ class Collector:
             )
             for r in rows
         ]
-        clusters = dedup.cluster_items(items, self.spec.phash_threshold)
+        clusters = dedup.cluster_items(items, config=config)
         dupes = 0
         with self.catalog.transaction():
             for item_id, (cluster_id, rep) in clusters.items():
@@ -338,6 +347,11 @@ class Collector:
             "duplicates": dupes,
             "clusters": len({c for c, _ in clusters.values()}),
         }
+
+    def dedup_config(self) -> dedup.DedupConfig:
+        return dedup.DedupConfig(
+            hash_threshold=self.spec.phash_threshold, verify_threshold=self.spec.verify_threshold
+        )
 
     # --- 6. sort --------------------------------------------------------------------------
     def sort(self) -> dict[str, int]:

@@ -119,6 +119,7 @@ class DatasetSpec:
     contact: str = ""
     keywords: tuple[str, ...] = ()
     phash_threshold: int = 8
+    verify_threshold: float = 0.94
     sort_margin: float = 1.0
     path: str = ""
     sha256: str = ""
@@ -301,7 +302,9 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         options = {k: v for k, v in src_raw.items() if k not in ("base_url", "enabled")}
         sources[src_name] = SourceSpec(src_name, base_url, options)
 
-    dedup = _Reader(r.table("dedup"), where, prefix="dedup.").only("phash_threshold")
+    dedup = _Reader(r.table("dedup"), where, prefix="dedup.").only(
+        "phash_threshold", "verify_threshold"
+    )
     sort = _Reader(r.table("sort"), where, prefix="sort.").only("margin")
     return DatasetSpec(
         name=name,
@@ -316,6 +319,7 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         contact=r.string("contact", default=""),
         keywords=tuple(r.string_list("keywords", default=[name])),
         phash_threshold=dedup.integer("phash_threshold", default=8, minimum=0),
+        verify_threshold=dedup.number("verify_threshold", default=0.94, minimum=0.0),
         sort_margin=sort.number("margin", default=1.0, minimum=0.0),
         path=where,
     )
