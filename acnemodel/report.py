@@ -1,0 +1,152 @@
+"""Figures and tables: convergence curves, confusion matrix, predictions and the Table-4 layout."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and in tests
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(
+    histories: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path, title: str = ""
+) -> Path:
+    """Loss and accuracy per epoch, train (solid) and validation (dashed), one colour per model."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for n, (name, history) in enumerate(histories.items()):
+        colour = colours[n % len(colours)]
+        for ax, key in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+            epochs = np.arange(1, len(history.get(key, [])) + 1)
+            # markers: a one- or two-epoch run would otherwise draw nothing visible
+            ax.plot(
+                epochs,
+                history.get(key, []),
+                color=colour,
+                marker="o",
+                markersize=3,
+                label=f"{name} train",
+            )
+            if history.get(f"val_{key}"):
+                ax.plot(
+                    epochs,
+                    history[f"val_{key}"],
+                    color=colour,
+                    linestyle="--",
+                    marker="o",
+                    markersize=3,
+                    label=f"{name} validation",
+                )
+    for ax, label in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(label)
+        ax.set_title(f"model {label}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_confusion(
+    matrix: np.ndarray, class_names: Sequence[str], path: str | Path, title: str = ""
+) -> Path:
+    """Counts with row-normalised shading (true class per row)."""
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    rows = matrix.sum(axis=1, keepdims=True)
+    shade = np.divide(matrix, rows, out=np.zeros(matrix.shape, float), where=rows > 0)
+    size = 1.2 + 0.9 * len(class_names)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    im = ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+    ax.set_yticks(ticks, class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in ticks:
+        for j in ticks:
+            ax.text(
+                j,
+                i,
+                str(matrix[i, j]),
+                ha="center",
+                va="center",
+                color="white" if shade[i, j] > 0.5 else "black",
+            )
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    ax.set_title(title or "confusion matrix")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def prediction_text(row: Mapping[str, Any]) -> str:
+    """Table 4's cell: 'True: k, Predict: k' with class indices, names after."""
+    return (
+        f"True: {row['true']}, Predict: {row['predicted']} "
+        f"({row['true_name']} → {row['predicted_name']})"
+    )
+
+
+def predictions_markdown(
+    model: str, rows: Sequence[Mapping[str, Any]], class_names: Sequence[str]
+) -> str:
+    """predictions.md: the random test items, as Table 4 shows them."""
+    lines = [
+        f"# {model}: {len(rows)} random test predictions",
+        "",
+        "Classes: " + ", ".join(f"{k} = {name}" for k, name in enumerate(class_names)),
+        "",
+        "| # | item | prediction | confidence |",
+        "|---|---|---|---|",
+    ]
+    for n, row in enumerate(rows, 1):
+        lines.append(f"| {n} | `{row['id']}` | {prediction_text(row)} | {row['confidence']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def compare_markdown(
+    results: Sequence[Mapping[str, Any]], title: str, class_names: Sequence[str]
+) -> str:
+    """table.md in Table 4's form: model, loss, accuracy, then the same 5 test predictions."""
+    n_pred = max((len(r["predictions"]) for r in results), default=0)
+    head = ["model", "test loss", "test accuracy", "macro F1"] + [
+        f"prediction {k}" for k in range(1, n_pred + 1)
+    ]
+    lines = [
+        f"# {title}",
+        "",
+        "Classes: " + ", ".join(f"{k} = {name}" for k, name in enumerate(class_names)),
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for r in results:
+        cells = [
+            r["model"],
+            f"{r['test_loss']:.4f}",
+            f"{100 * r['test_accuracy']:.2f}%",
+            f"{r['macro_f1']:.3f}",
+        ]
+        cells += [f"True: {p['true']}, Predict: {p['predicted']}" for p in r["predictions"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
