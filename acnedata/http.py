@@ -332,7 +332,11 @@ def _api_detail(body: bytes) -> str:
     if isinstance(err, dict):
         text = err.get("info") or err.get("message") or err.get("code") or ""
     else:
-        text = err or data.get("detail") or data.get("message") or ""
+        # odcloud (data.go.kr) answers {"code": -4, "msg": "..."}: its code tells a wrong key
+        # from one not yet approved for the service, so keep both
+        msg = data.get("msg")
+        odcloud = f"{data.get('code')} {msg}" if msg and "code" in data else msg
+        text = err or data.get("detail") or data.get("message") or odcloud or ""
     return _one_line(str(text), 120) if isinstance(text, (str, int)) else ""
 
 

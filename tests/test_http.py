@@ -470,3 +470,17 @@ def test_config_from_spec():
     assert cfg.allow_private == spec.network.allow_private
     assert cfg.max_bytes == spec.limits.max_bytes
     assert cfg.per_host_concurrency == spec.network.concurrency
+
+
+def test_odcloud_error_code_and_message_reach_the_error(httpserver):
+    body = json.dumps({"code": -4, "msg": "등록되지 않은 인증키 입니다."})
+    httpserver.route(
+        "/api/15077093/v1/dataset",
+        status=401,
+        body=body,
+        headers={"Content-Type": "application/json"},
+    )
+    config = HttpConfig(allow_private=True, min_interval=0.0, max_retries=0)
+    with PoliteSession(config) as session, pytest.raises(SourceError) as err:
+        session.get_json(httpserver.url("/api/15077093/v1/dataset"))
+    assert "-4 등록되지 않은 인증키 입니다." in str(err.value)
