@@ -215,14 +215,9 @@ def fetch(
     )
     spec = _with_network(spec, workers=workers, per_host=per_host, rate=rate)
     with Collector(spec, out, reporter=RichReporter(quiet)) as col:
-        col.search()
-        col.gate()
-        _timed_download(col, retry_failed)
-        col.dedup()
-        col.sort()
-        summary = col.summary()
-        summary.manifest = col.write_manifest()
+        summary = col.build(retry_failed=retry_failed)
         failures = col.catalog.top_reasons("failed", limit=20)
+    _print_download_line(summary.download)
     _print_summary(summary)
     _print_failures(failures)
 
@@ -353,20 +348,26 @@ def _with_network(
 
 
 def _timed_download(col: Any, retry_failed: bool) -> dict[str, int]:
-    """Run the download stage and say how it went, with its rate (bench/download.py reads it)."""
+    """Run the download stage and say how it went, with its rate."""
     import time
-
-    from acnedata.console import console
 
     started = time.perf_counter()
     counts = col.download(retry_failed=retry_failed)
-    took = time.perf_counter() - started
-    done = counts["stored"] + counts["failed"]
+    _print_download_line({**counts, "seconds": time.perf_counter() - started})
+    return counts
+
+
+def _print_download_line(counts: dict[str, float] | None) -> None:
+    """`download: stored N, failed M in S s (R items/s)`; bench/download.py reads this line."""
+    from acnedata.console import console
+
+    if not counts:
+        return
+    took, done = counts["seconds"], counts["stored"] + counts["failed"]
     rate = f" ({done / took:.0f} items/s)" if done and took > 0 else ""
     console.print(
         f"download: stored {counts['stored']}, failed {counts['failed']} in {took:.1f} s{rate}"
     )
-    return counts
 
 
 def _print_failures(failures: list[tuple[str, int]]) -> None:

@@ -524,5 +524,3 @@ def write_attribution(
     atomic_write_text(md_path, "\n".join(md), newline="")
     atomic_write_text(csv_path, buffer.getvalue(), newline="")
     return md_path, csv_path
-
-

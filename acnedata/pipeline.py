@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,6 +84,7 @@ class Summary:
     manifest: Path | None = None
     portals: PortalReport | None = None
     stopped_for_portal: bool = False
+    download: dict[str, float] | None = None  # this run's stored/failed counts and seconds
     requests: int = 0
 
 
@@ -400,15 +402,23 @@ class Collector:
             summary.portals = portals
             summary.stopped_for_portal = True
             return summary
+        summary = self.build(retry_failed=retry_failed)
+        summary.portals = portals
+        return summary
+
+    def build(self, *, retry_failed: bool = False) -> Summary:
+        """Every stage after the portal check (each resumes from the catalog), then the summary."""
         self.search()
         self.gate()
-        self.download(retry_failed=retry_failed)
+        started = time.perf_counter()
+        counts = self.download(retry_failed=retry_failed)
+        seconds = time.perf_counter() - started
         self.dedup()
         self.sort()
         path = self.write_manifest()
         summary = self.summary()
         summary.manifest = path
-        summary.portals = portals
+        summary.download = {**counts, "seconds": seconds}
         return summary
 
     def summary(self) -> Summary:
