@@ -205,26 +205,15 @@ class Collector:
                 ctx = SearchContext(self.spec, src, self.session)
                 source = source_cls()
                 try:
-                    self.catalog.db.execute("BEGIN")
-                    for batch, cand in enumerate(source.candidates(ctx), 1):
-                        _, new = self.catalog.add_candidate(cand)
-                        counts["new" if new else "again"] += 1
-                        progress.advance()
-                        if batch % 50 == 0:  # commit in batches: a kill loses at most 50 finds
-                            self.catalog.db.execute("COMMIT")
-                            self.catalog.db.execute("BEGIN")
-                    self.catalog.db.execute("COMMIT")
-                    self.catalog.set_meta(done_key, self.spec.sha256)
-                    # pages a source passed over on purpose (noai, robots, refused atlases)
-                    skipped = [f"{url}: {why}" for url, why in getattr(source, "skipped", [])]
-                    self.catalog.set_meta(f"skipped:{src.name}", skipped)
-                except AcnedataError as exc:
-                    self.catalog.db.execute("COMMIT")
+                    self._add_candidates(source.candidates(ctx), counts, progress)
+                except AcnedataError as exc:  # this source failed; what it found is kept
                     errors.append(f"{src.name}: {exc}")
                     failures.append(exc)
-                except BaseException:
-                    self.catalog.db.execute("COMMIT")
-                    raise
+                    continue
+                self.catalog.set_meta(done_key, self.spec.sha256)
+                # pages a source passed over on purpose (noai, robots, refused atlases)
+                skipped = [f"{url}: {why}" for url, why in getattr(source, "skipped", [])]
+                self.catalog.set_meta(f"skipped:{src.name}", skipped)
         previous = [
             e
             for e in self.catalog.get_meta("source_errors", [])
@@ -234,6 +223,21 @@ class Collector:
         if failures and len(failures) == len(sources) and not self.catalog.count():
             raise failures[0]  # nothing to go on with: the user must fix this first
         return dict(counts)
+
+    def _add_candidates(self, found: Iterator[Any], counts: Counter[str], progress: Any) -> None:
+        """Record candidates, committing every 50 so a kill or an error loses at most 50 finds."""
+        db = self.catalog.db
+        db.execute("BEGIN")
+        try:
+            for n, cand in enumerate(found, 1):
+                _, new = self.catalog.add_candidate(cand)
+                counts["new" if new else "again"] += 1
+                progress.advance()
+                if n % 50 == 0:
+                    db.execute("COMMIT")
+                    db.execute("BEGIN")
+        finally:
+            db.execute("COMMIT")
 
     # --- 3. legal gate --------------------------------------------------------------------
     def gate(self) -> dict[str, int]:
