@@ -264,6 +264,13 @@ class Catalog:
         )
 
     # --- download -------------------------------------------------------------------------
+    _STORED_SQL = (
+        "UPDATE items SET state=?, reason=NULL, retryable=0, attempts=attempts+?, file=?, "
+        "sha256=?, original_sha256=?, pixel_sha256=?, format=?, width=?, height=?, bytes=?, "
+        "retrieved_at=?, phash=coalesce(?, phash), phash_alt=coalesce(?, phash_alt) WHERE id=?"
+    )
+    _FAILED_SQL = "UPDATE items SET state=?, reason=?, retryable=?, attempts=attempts+? WHERE id=?"
+
     def mark_stored(
         self,
         item_id: int,
@@ -277,11 +284,12 @@ class Catalog:
         height: int,
         size: int,
         attempts: int = 1,
+        phash: str | None = None,
+        signature: str | None = None,
     ) -> None:
+        """A stored item's record; phash/signature (see set_phash) when computed on the way in."""
         self.db.execute(
-            "UPDATE items SET state=?, reason=NULL, retryable=0, attempts=attempts+?, file=?, "
-            "sha256=?, original_sha256=?, pixel_sha256=?, format=?, width=?, height=?, bytes=?, "
-            "retrieved_at=? WHERE id=?",
+            self._STORED_SQL,
             (
                 STORED,
                 attempts,
@@ -294,18 +302,56 @@ class Catalog:
                 height,
                 size,
                 now(),
+                phash,
+                signature,
                 item_id,
             ),
+        )
+
+    def record_downloads(
+        self,
+        stored: list[tuple[int, dict, int, str | None, str | None]],
+        failed: list[tuple[int, str, bool, int]],
+    ) -> None:
+        """Many mark_stored/mark_failed at once: (id, record, attempts, phash, signature) and
+        (id, reason, retryable, attempts). One executemany each: the downloader's writer thread
+        competes for the GIL with the download threads, and every statement is a handover."""
+        stamp = now()
+        self.db.executemany(
+            self._STORED_SQL,
+            [
+                (
+                    STORED,
+                    attempts,
+                    r["file"],
+                    r["sha256"],
+                    r["original_sha256"],
+                    r["pixel_sha256"],
+                    r["fmt"],
+                    r["width"],
+                    r["height"],
+                    r["size"],
+                    stamp,
+                    phash,
+                    signature,
+                    item_id,
+                )
+                for item_id, r, attempts, phash, signature in stored
+            ],
+        )
+        self.db.executemany(
+            self._FAILED_SQL,
+            [
+                (FAILED, reason, int(retryable), attempts, item_id)
+                for item_id, reason, retryable, attempts in failed
+            ],
         )
 
     def mark_failed(
         self, item_id: int, reason: str, *, retryable: bool = False, attempts: int = 1
     ) -> None:
         """Final state for this run with the last reason; `attempts` adds the HTTP tries made."""
-        self.db.execute(
-            "UPDATE items SET state=?, reason=?, retryable=?, attempts=attempts+? WHERE id=?",
-            (FAILED, reason, int(retryable), attempts, item_id),
-        )
+        self.db.execute(self._FAILED_SQL, (FAILED, reason, int(retryable), attempts, item_id))
 
     def requeue_failed(self, only_retryable: bool = False) -> int:
         where = "state = ? AND retryable = 1" if only_retryable else "state = ?"
@@ -319,9 +365,13 @@ class Catalog:
         self.db.execute("UPDATE items SET phash=?, phash_alt=? WHERE id=?", (phash, alt, item_id))
 
     def set_cluster(self, item_id: int, cluster: str, duplicate_of: int | None) -> None:
-        self.db.execute(
+        self.set_clusters([(item_id, cluster, duplicate_of)])
+
+    def set_clusters(self, assignments: Iterable[tuple[int, str, int | None]]) -> None:
+        """(item id, cluster id, duplicate_of) for many items in one statement."""
+        self.db.executemany(
             "UPDATE items SET cluster=?, duplicate_of=? WHERE id=?",
-            (cluster, duplicate_of, item_id),
+            ((cluster, duplicate_of, item_id) for item_id, cluster, duplicate_of in assignments),
         )
 
     def set_label(self, item_id: int, label: str | None, reason: str, review: str | None) -> None:

@@ -33,6 +33,13 @@ ContactOpt = Annotated[
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+ProcessesOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Processes that validate, store and hash downloads (default: one per CPU for "
+        "200+ items; 0: in the download threads)."
+    ),
+]
 
 
 def user_errors(fn: F) -> F:
@@ -193,6 +200,7 @@ def fetch(
         float, typer.Option(help="Requests per second to any one host (token bucket; 0: none).")
     ] = 0.0,
     retry_failed: Annotated[bool, typer.Option(help="Retry items whose download failed.")] = False,
+    processes: ProcessesOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Download a URL list without a spec; rerunning resumes. Writes catalog, images, manifest."""
@@ -213,7 +221,7 @@ def fetch(
         licence=licence,
         workers=workers,
     )
-    spec = _with_network(spec, workers=workers, per_host=per_host, rate=rate)
+    spec = _with_network(spec, workers=workers, per_host=per_host, rate=rate, processes=processes)
     with Collector(spec, out, reporter=RichReporter(quiet)) as col:
         summary = col.build(retry_failed=retry_failed)
         failures = col.catalog.top_reasons("failed", limit=20)
@@ -327,12 +335,21 @@ def search(
 
 
 def _with_network(
-    spec: Any, *, workers: int | None, per_host: int | None, rate: float | None
+    spec: Any,
+    *,
+    workers: int | None,
+    per_host: int | None,
+    rate: float | None,
+    processes: int | None = None,
 ) -> Any:
     """The spec with the [network] limits given on the command line (None: keep the spec's)."""
     from dataclasses import replace
 
-    for name, value, least in (("--workers", workers, 1), ("--per-host", per_host, 1)):
+    for name, value, least in (
+        ("--workers", workers, 1),
+        ("--per-host", per_host, 1),
+        ("--processes", processes, 0),
+    ):
         if value is not None and value < least:
             raise AcnedataError(f"{name} {value}: use a whole number of at least {least}")
     if rate is not None and not rate >= 0:
@@ -343,6 +360,7 @@ def _with_network(
         concurrency=net.concurrency if workers is None else workers,
         per_host_concurrency=net.per_host_concurrency if per_host is None else per_host,
         rate=net.rate if rate is None else rate,
+        processes=net.processes if processes is None else processes,
     )
     return replace(spec, network=net)
 
@@ -407,6 +425,7 @@ def download(
         typer.Option(help="Requests per second to any one host (token bucket; default: spec)."),
     ] = None,
     contact: ContactOpt = None,
+    processes: ProcessesOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Download every candidate the licence gate let through (resumes where it stopped)."""
@@ -415,7 +434,9 @@ def download(
     from acnedata.pipeline import Collector
 
     with Collector.reopen(out, contact=contact, reporter=RichReporter(quiet)) as col:
-        col.spec = _with_network(col.spec, workers=workers, per_host=per_host, rate=rate)
+        col.spec = _with_network(
+            col.spec, workers=workers, per_host=per_host, rate=rate, processes=processes
+        )
         col.session.close()
         col.session = PoliteSession(HttpConfig.from_spec(col.spec))
         col.check_contact()

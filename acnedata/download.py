@@ -6,11 +6,9 @@ import contextlib
 import hashlib
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, SimpleQueue
 from urllib.parse import unquote, urlparse
@@ -18,77 +16,31 @@ from urllib.parse import unquote, urlparse
 from acnedata.catalog import QUEUED, Catalog
 from acnedata.errors import AcnedataError
 from acnedata.http import PoliteSession
-from acnedata.images import ValidatedImage, store_image, validate_image
+from acnedata.images import flush_to_disk
+from acnedata.intake import (
+    IMAGES_DIR,
+    RECORD_KEYS,
+    Body,
+    IntakeSettings,
+    Journal,
+    Outcome,
+    finish,
+)
 from acnedata.licensing import refused_host
 from acnedata.spec import Limits
+from acnedata.storeworkers import StorePool
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no advisory lock, one run at a time by hand
     fcntl = None  # type: ignore[assignment]
 
-IMAGES_DIR = "images"
 JOURNAL = "download.journal"  # "this item's file is now in place", written before the rename
 LOCK = ".download.lock"
+LOCK_WAIT_SECONDS = 5.0
 BATCH_ROWS = 256
-# What a stored item's row holds (Catalog.mark_stored's keywords), as the journal records it.
-RECORD_KEYS = (
-    "file",
-    "sha256",
-    "original_sha256",
-    "pixel_sha256",
-    "fmt",
-    "width",
-    "height",
-    "size",
-)
 BATCH_SECONDS = 0.5
-
-# CPU work (sha256, Pillow decode and validation) runs in the download threads themselves, not in
-# a process pool. Measured on the project's 2-core machine: validate_image alone on 2,000
-# photo-like 256x256 JPEGs (26 kB) did 777/s in one thread, 1,051/s in 2 threads, 1,299/s in 8,
-# but 850-858/s in a 2-process pool (chunksize 1 or 16); the whole download stage on 5,000 images
-# from nginx did 169-201/s all in 8 threads against 129-150/s with validate+store sent to a 2- or
-# 3-process pool (forkserver), under the same background load. Pillow's decoder and hashlib
-# release the GIL for the heavy part; a pool pays for pickling every body and every result.
-
-
-@dataclass
-class Outcome:
-    """What happened to one item: stored (with its record) or failed (with a reason)."""
-
-    item_id: int
-    ok: bool
-    reason: str | None = None
-    retryable: bool = False
-    record: dict | None = None
-    attempts: int = 1  # HTTP tries made for the item (1 + retries)
-
-
-class Journal:
-    """Append-only log of stored files, so a kill between rename and commit loses no download.
-
-    The catalog row is committed after the file's rename; a kill in between would leave a file
-    nobody points to, and the rerun would fetch the item again. Each worker appends the item's
-    record here before the rename (one O_APPEND write, atomic between threads and durable once
-    the call returns, as far as a killed process goes); the next run adopts every record whose
-    item is still queued and whose file is there with its sha256, without any request.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._lock = threading.Lock()
-
-    def add(self, item_id: int, url: str, record: dict) -> None:
-        line = json.dumps({"id": item_id, "url": url, "record": record}, ensure_ascii=False)
-        with self._lock:
-            os.write(self._fd, (line + "\n").encode("utf-8"))
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+MIN_ITEMS_FOR_PROCESSES = 200  # below this, starting store processes costs more than it saves
 
 
 def recover(catalog: Catalog, out_dir: Path) -> int:
@@ -142,110 +94,55 @@ def remove_temp_files(images_dir: Path) -> int:
 
 
 @contextlib.contextmanager
-def _exclusive(out_dir: Path) -> Iterator[None]:
-    """One download run per output folder: another run's temp files must not be swept away."""
+def _exclusive(out_dir: Path) -> Iterator[int | None]:
+    """One download run per output folder: another run's temp files must not be swept away.
+
+    Yields the lock's file descriptor: store processes inherit it, so a killed run's store
+    processes, which finish the bodies they were already sent, hold the folder until they
+    exit (a fraction of a second); a new run waits up to LOCK_WAIT_SECONDS for that.
+    """
     if fcntl is None:  # pragma: no cover
-        yield
+        yield None
         return
     fd = os.open(out_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AcnedataError(
-                f"{out_dir}: another acnedata run is downloading into this folder; "
-                "wait for it to finish or use another --out"
-            ) from None
-        yield  # the kernel drops the lock when the process dies, even by SIGKILL
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise AcnedataError(
+                        f"{out_dir}: another acnedata run is downloading into this folder; "
+                        "wait for it to finish or use another --out"
+                    ) from None
+                time.sleep(0.05)
+        yield fd  # the kernel drops the lock when the last holder dies, even by SIGKILL
     finally:
         os.close(fd)
 
 
-@dataclass
-class _Ready:
-    """A downloaded and validated item, waiting for its file to be written."""
-
-    item_id: int
-    url: str
-    image: ValidatedImage
-    record: dict
-    attempts: int
-
-
-def fetch_one(
-    session: PoliteSession,
-    item_id: int,
-    url: str,
-    source: str,
-    out_dir: Path,
-    limits: Limits,
-    *,
-    journal: Journal | None = None,
-) -> Outcome:
-    """Download (or read, for local folders), validate and store one item. Never raises."""
-    ready = _prepare(session, item_id, url, source, limits)
-    return ready if isinstance(ready, Outcome) else _store(ready, out_dir, journal)
-
-
-def _prepare(
+def fetch_body(
     session: PoliteSession, item_id: int, url: str, source: str, limits: Limits
-) -> Outcome | _Ready:
-    """Download (or read) and validate one item: the network and CPU part."""
+) -> Outcome | Body:
+    """Download (or read, for local folders) one item: the network part. Never raises."""
     refusal = refused_host(url)
     if refusal:
         return Outcome(item_id, False, refusal)
-    content_type = None
-    attempts = 1
     if source == "folder" and url.startswith("file:"):
         # Local files come from the user's own folder: no network, no robots, same validation.
         try:
             data = Path(unquote(urlparse(url).path)).read_bytes()
         except OSError as exc:
             return Outcome(item_id, False, f"cannot read file: {exc.strerror or exc}")
-    else:
-        result = session.fetch(url, max_bytes=limits.max_bytes)
-        attempts = max(1, result.attempts)
-        if not result.ok or result.content is None:
-            reason = result.reason or "download failed"
-            return Outcome(item_id, False, reason, result.retryable, attempts=attempts)
-        data, content_type = result.content, result.content_type
-    image = validate_image(
-        data,
-        content_type=content_type,
-        min_width=limits.min_width,
-        min_height=limits.min_height,
-    )
-    if not image.ok or image.sha256 is None:
-        return Outcome(item_id, False, image.reason, attempts=attempts)
-    record = {
-        # store_image's naming rule, for the journal; were it ever to differ, recovery would
-        # find no file there and the item would simply be downloaded again
-        "file": f"{IMAGES_DIR}/{image.sha256[:2]}/{image.sha256}.{image.ext}",
-        "sha256": image.sha256,
-        "original_sha256": image.original_sha256,
-        "pixel_sha256": image.pixel_sha256,
-        "fmt": image.format,
-        "width": image.width,
-        "height": image.height,
-        "size": len(image.data or b""),
-    }
-    return _Ready(item_id, url, image, record, attempts)
-
-
-def _store(ready: _Ready, out_dir: Path, journal: Journal | None) -> Outcome:
-    """Journal the item, then write its file (temp, fsync, rename): the disk part. Never raises."""
-    record = ready.record
-    try:
-        if journal is not None:
-            journal.add(ready.item_id, ready.url, record)
-        path = store_image(out_dir / IMAGES_DIR, ready.image)
-    except OSError as exc:  # disk full, permissions: worth another try once fixed
-        reason = f"cannot store: {exc.strerror or exc}"
-        return Outcome(ready.item_id, False, reason, retryable=True, attempts=ready.attempts)
-    finally:
-        ready.image.data = None  # the bytes are on disk (or lost): let them go
-    record["file"] = path.relative_to(out_dir).as_posix()
-    return Outcome(ready.item_id, True, record=record, attempts=ready.attempts)
+        return Body(item_id, url, data, None)
+    result = session.fetch(url, max_bytes=limits.max_bytes)
+    attempts = max(1, result.attempts)
+    if not result.ok or result.content is None:
+        reason = result.reason or "download failed"
+        return Outcome(item_id, False, reason, result.retryable, attempts=attempts)
+    return Body(item_id, url, result.content, result.content_type, attempts)
 
 
 def download_queued(
@@ -255,25 +152,37 @@ def download_queued(
     limits: Limits,
     *,
     workers: int = 2,
+    processes: int | None = None,
     on_done: Callable[[Outcome], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> dict[str, int]:
     """Download every queued item; results are committed in batches, at most BATCH_SECONDS late.
 
-    Only this thread writes to the catalog, and a row is committed only after its file's rename,
-    so a kill at any moment leaves rows that match the files on disk: a stored row always has its
-    file, and a file whose row was not committed yet is adopted from the journal by the next run
+    `workers` threads download; `processes` store processes validate, store and sign what they
+    download (None: one per CPU for a queue of MIN_ITEMS_FOR_PROCESSES or more, else none;
+    0: the download threads do it themselves). Only this thread writes to the catalog, and a
+    row is committed only after its file was renamed into place and flushed to disk, so a kill
+    at any moment leaves rows that match the files on disk: a stored row always has its file,
+    and a file whose row was not committed yet is adopted from the journal by the next run
     instead of being downloaded again. Leftover temp files of a killed run are removed first.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out_dir):
+    with _exclusive(out_dir) as lock_fd:
         remove_temp_files(out_dir / IMAGES_DIR)
         recover(catalog, out_dir)
         journal = Journal(out_dir / JOURNAL)
         try:
             counts = _download(
-                catalog, session, out_dir, limits, journal, workers, on_done, should_stop
+                catalog,
+                session,
+                IntakeSettings(out_dir, limits, journal.path),
+                journal,
+                workers,
+                processes,
+                on_done,
+                should_stop,
+                lock_fd,
             )
         finally:
             journal.close()
@@ -282,15 +191,24 @@ def download_queued(
     return counts
 
 
+def process_count(processes: int | None, queued: int) -> int:
+    """How many store processes a run of `queued` items gets (see download_queued)."""
+    if processes is not None:
+        return max(0, processes)
+    cpus = os.cpu_count() or 1
+    return cpus if cpus > 1 and queued >= MIN_ITEMS_FOR_PROCESSES else 0
+
+
 def _download(
     catalog: Catalog,
     session: PoliteSession,
-    out_dir: Path,
-    limits: Limits,
+    settings: IntakeSettings,
     journal: Journal,
     workers: int,
+    processes: int | None,
     on_done: Callable[[Outcome], None] | None,
     should_stop: Callable[[], bool],
+    lock_fd: int | None = None,
 ) -> dict[str, int]:
     queue = [
         (int(r[0]), str(r[1]), str(r[2]))
@@ -301,60 +219,73 @@ def _download(
     counts = {"stored": 0, "failed": 0}
     todo = iter(queue)
     workers = max(1, workers)
-    # Finished futures come back on a queue, so only this thread touches the catalog; a queue
-    # is also cheaper than wait(FIRST_COMPLETED), which hooks a waiter onto every pending future
-    # on every call. Each worker writes its own file: a kill finds at most `workers` items
-    # downloaded but not stored (measured: separate disk threads gained ~15% at best, within
-    # the noise of a shared machine, and let 3x as many items be lost in flight).
-    finished: SimpleQueue[Future[Outcome]] = SimpleQueue()
-    batch = _Batch(catalog)
-    pending: set[Future[Outcome]] = set()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dl") as pool:
+    # Every item ends as exactly one Outcome on this queue, from a download thread (failed
+    # download, or finished in-thread) or from a store process's reader thread; only this
+    # thread touches the catalog.
+    finished: SimpleQueue[Outcome] = SimpleQueue()
+    n_processes = process_count(processes, len(queue))
+    stores = None
+    if n_processes:
+        held = () if lock_fd is None else (lock_fd,)
+        stores = StorePool(settings, n_processes, finished.put, inherit_fds=held)
 
-        def top_up() -> None:
-            # Two items per worker in the queue: a worker never waits for this thread.
-            while len(pending) < 2 * workers and not should_stop():
-                nxt = next(todo, None)
-                if nxt is None:
-                    return
-                fut = pool.submit(fetch_one, session, *nxt, out_dir, limits, journal=journal)
-                pending.add(fut)
-                fut.add_done_callback(finished.put)
-
-        def record(fut: Future[Outcome]) -> Outcome:
-            pending.discard(fut)
-            outcome = fut.result()
-            batch.add(outcome)
-            counts["stored" if outcome.ok else "failed"] += 1
-            return outcome
-
-        top_up()
+    def work(item: tuple[int, str, str]) -> None:
         try:
-            while pending:
-                try:
-                    fut = finished.get(timeout=batch.due())
-                except Empty:
-                    batch.commit()
-                    continue
-                outcome = record(fut)
-                if on_done:
-                    on_done(outcome)
-                top_up()
-        except KeyboardInterrupt:
-            # Ctrl-C: start nothing new (items still waiting for a worker are cancelled), but
-            # keep what is in flight: those bodies are downloaded, and dropping them would mean
-            # downloading them again.
-            for fut in list(pending):
-                fut.cancel()
-            while pending:
-                fut = finished.get()
-                if fut.cancelled():
-                    pending.discard(fut)
-                else:
-                    record(fut)
-            raise
-        finally:
-            batch.commit()
+            got = fetch_body(session, *item, settings.limits)
+            if isinstance(got, Body) and (stores is None or not stores.submit(got)):
+                got = finish(got, settings, journal)
+            if isinstance(got, Outcome):
+                finished.put(got)
+        except Exception as exc:  # a bug must not leave the run waiting for this item forever
+            finished.put(Outcome(item[0], False, f"internal error: {type(exc).__name__}: {exc}"))
+
+    batch = _Batch(catalog, settings.out_dir / IMAGES_DIR)
+    fetching: set[Future[None]] = set()
+    expected = received = 0
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dl") as pool:
+
+            def top_up() -> None:
+                # Two items per download thread waiting: a thread never waits for this one.
+                nonlocal expected, fetching
+                fetching = {f for f in fetching if not f.done()}
+                while len(fetching) < 2 * workers and not should_stop():
+                    nxt = next(todo, None)
+                    if nxt is None:
+                        return
+                    fetching.add(pool.submit(work, nxt))
+                    expected += 1
+
+            def record(outcome: Outcome) -> None:
+                nonlocal received
+                received += 1
+                batch.add(outcome)
+                counts["stored" if outcome.ok else "failed"] += 1
+
+            top_up()
+            try:
+                while received < expected:
+                    try:
+                        outcome = finished.get(timeout=batch.due())
+                    except Empty:
+                        batch.commit()
+                        continue
+                    record(outcome)
+                    if on_done:
+                        on_done(outcome)
+                    top_up()
+            except KeyboardInterrupt:
+                # Ctrl-C: start nothing new (items still waiting for a thread are cancelled),
+                # but keep what is in flight: those bodies are downloaded, and dropping them
+                # would mean downloading them again. Store processes ignore SIGINT for this.
+                expected -= sum(f.cancel() for f in fetching)
+                while received < expected:
+                    record(finished.get())
+                raise
+    finally:
+        if stores is not None:
+            stores.close()
+        batch.commit()
     return counts
 
 
@@ -362,39 +293,49 @@ class _Batch:
     """Catalog writes grouped into one transaction per BATCH_ROWS results or BATCH_SECONDS.
 
     One commit per item cost ~14 WAL writes each; grouping them is safe because a stored file
-    whose row is still in an uncommitted batch is in the journal, and the next run adopts it.
+    whose row is not committed yet is in the journal, and the next run adopts it. Files are
+    stored without an fsync each: one flush of the filesystem before the commit makes the
+    whole batch durable first (a row never points at a file still only in memory).
     """
 
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Catalog, images_dir: Path):
         self.catalog = catalog
-        self.rows = 0
+        self.images_dir = images_dir
+        self.stored: list[tuple[int, dict, int, str | None, str | None]] = []
+        self.failed: list[tuple[int, str, bool, int]] = []
         self.opened = 0.0
 
     def add(self, outcome: Outcome) -> None:
-        db = self.catalog.db
-        if not self.rows:
-            db.execute("BEGIN")
+        if not self.stored and not self.failed:
             self.opened = time.monotonic()
         if outcome.ok and outcome.record:
-            self.catalog.mark_stored(outcome.item_id, **outcome.record, attempts=outcome.attempts)
-        else:
-            self.catalog.mark_failed(
-                outcome.item_id,
-                outcome.reason or "failed",
-                retryable=outcome.retryable,
-                attempts=outcome.attempts,
+            self.stored.append(
+                (
+                    outcome.item_id,
+                    outcome.record,
+                    outcome.attempts,
+                    outcome.phash,
+                    outcome.signature,
+                )
             )
-        self.rows += 1
-        if self.rows >= BATCH_ROWS or time.monotonic() - self.opened >= BATCH_SECONDS:
+        else:
+            reason = outcome.reason or "failed"
+            self.failed.append((outcome.item_id, reason, outcome.retryable, outcome.attempts))
+        rows = len(self.stored) + len(self.failed)
+        if rows >= BATCH_ROWS or time.monotonic() - self.opened >= BATCH_SECONDS:
             self.commit()
 
     def due(self) -> float | None:
         """Seconds until the open batch must be committed (None: no batch open)."""
-        if not self.rows:
+        if not self.stored and not self.failed:
             return None
         return max(0.0, self.opened + BATCH_SECONDS - time.monotonic())
 
     def commit(self) -> None:
-        if self.rows:
-            self.catalog.db.execute("COMMIT")
-            self.rows = 0
+        if not self.stored and not self.failed:
+            return
+        if self.stored and self.images_dir.exists():
+            flush_to_disk(self.images_dir)
+        with self.catalog.transaction():
+            self.catalog.record_downloads(self.stored, self.failed)
+        self.stored, self.failed = [], []

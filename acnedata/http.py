@@ -23,7 +23,7 @@ import requests
 import urllib3
 from protego import Protego
 
-from acnedata import __version__
+from acnedata import __version__, fastget
 from acnedata.errors import NetworkError, SourceError
 
 if TYPE_CHECKING:
@@ -373,6 +373,8 @@ class PoliteSession:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._env_proxies = bool(requests.utils.getproxies())
+        self._pool: urllib3.PoolManager | None = None  # bare GETs (see _send_plain)
+        self._plain_headers = {**requests.utils.default_headers(), "User-Agent": self.user_agent}
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -476,6 +478,9 @@ class PoliteSession:
             sessions, self._sessions = self._sessions, []
         for s in sessions:
             s.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.clear()
 
     def __enter__(self) -> PoliteSession:
         return self
@@ -655,21 +660,27 @@ class PoliteSession:
         return resp, content
 
     def _send_plain(self, session: requests.Session, method: str, url: str) -> requests.Response:
-        """A bare GET (bulk image downloads) straight to the session's connection pool.
+        """A bare GET (bulk image downloads) straight on urllib3's connection pool.
 
-        Session.request would re-read proxy and netrc settings from the environment, merge
-        cookies and run hooks on every call: about 0.25 ms of CPU per request, a tenth of the
-        whole per-image budget on a 2-core machine (measured against nginx on 127.0.0.1). Only
-        when the environment names a proxy does the full path run, so proxies keep working.
-        Cookies are neither sent nor kept here, which image downloads never need.
+        requests' Session.request re-reads proxy and netrc settings from the environment, merges
+        cookies and runs hooks on every call, and its adapter builds a Response and a cookie jar
+        per call: together about 0.28 ms of CPU per request against 0.21 ms for the whole GET on
+        urllib3's pool (measured against nginx on 127.0.0.1), on a per-image budget of ~2 ms for
+        both cores. Only when the environment names a proxy does the full path run, so proxies
+        keep working. Cookies are neither sent nor kept here, which image downloads never need.
         """
-        if self._env_proxies:
+        if self._env_proxies or method != "GET":
             return session.request(
                 method, url, timeout=self.config.timeout, allow_redirects=False, stream=True
             )
-        prep = requests.PreparedRequest()
-        prep.prepare(method=method, url=url, headers=session.headers)
-        return session.get_adapter(url).send(prep, stream=True, timeout=self.config.timeout)
+        pool = self._pool
+        if pool is None:
+            with self._lock:
+                if self._pool is None:
+                    size = max(8, self.config.per_host_concurrency, self.config.concurrency)
+                    self._pool = fastget.new_pool(size)
+                pool = self._pool
+        return fastget.get(pool, url, self._plain_headers, self.config.timeout)  # type: ignore[return-value]
 
     def _read_body(self, resp: requests.Response, url: str, cap: int, truncate: bool) -> bytes:
         too_large = _Failure("too_large", f"too large: over {cap} bytes", url, status=200)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import hashlib
 import io
 import os
 import re
 import struct
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +88,9 @@ class ValidatedImage:
     original_sha256: str | None = None
     sha256: str | None = None
     pixel_sha256: str | None = None
+    # The decoded, oriented RGB pixels, kept only when asked (validate_image(keep_rgb=True)) so
+    # a caller can hash them for dedup without decoding the file a second time.
+    rgb: Image.Image | None = None
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -253,6 +259,9 @@ _JPEG_KEEP_APP = {
 }
 
 
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7]", re.DOTALL)
+
+
 def _strip_jpeg(data: bytes) -> bytes | None:
     if not data.startswith(b"\xff\xd8"):
         return None
@@ -288,19 +297,14 @@ def _strip_jpeg(data: bytes) -> bytes | None:
             out += bytes((0xFF, marker)) + data[pos:end]
         pos = end
         if marker == 0xDA:
-            # Entropy-coded data runs to the next 0xFF that is neither stuffing (FF00) nor RSTn.
-            search = pos
-            while True:
-                j = data.find(b"\xff", search)
-                if j < 0 or j + 1 >= n:
-                    return None
-                nxt = data[j + 1]
-                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
-                    search = j + 2
-                    continue
-                out += data[pos:j]
-                pos = j
-                break
+            # Entropy-coded data runs to the next 0xFF that is neither stuffing (FF00) nor RSTn
+            # (one regex search in C: a byte loop in Python cost ~0.1 ms per photo).
+            found = _JPEG_MARKER.search(data, pos)
+            if found is None:
+                return None
+            j = found.start()
+            out += data[pos:j]
+            pos = j
     return None
 
 
@@ -448,10 +452,12 @@ def validate_image(
     min_width: int = 1,
     min_height: int = 1,
     max_pixels: int = MAX_PIXELS,
+    keep_rgb: bool = False,
 ) -> ValidatedImage:
     """Check that data is a complete, allowed, big-enough image and prepare the copy to store.
 
     Never raises for bad data: every problem becomes ok=False with a short, stable reason.
+    keep_rgb=True also returns the decoded pixels (oriented, 8-bit RGB) in .rgb.
     """
     original_sha = hashlib.sha256(data).hexdigest()
     if not data:
@@ -501,7 +507,8 @@ def validate_image(
                     original_sha,
                     fmt,
                 )
-            pixel_sha = pixel_sha256_of(to_rgb(oriented))
+            rgb = to_rgb(oriented)
+            pixel_sha = pixel_sha256_of(rgb)
             stored, ext = _storage_bytes(im, fmt, data, pixel_sha)
         except Exception as exc:
             return _fail(f"corrupt image: {type(exc).__name__}", original_sha, fmt)
@@ -514,13 +521,21 @@ def validate_image(
         height=height,
         data=stored,
         original_sha256=original_sha,
-        sha256=hashlib.sha256(stored).hexdigest(),
+        sha256=original_sha if stored is data else hashlib.sha256(stored).hexdigest(),
         pixel_sha256=pixel_sha,
+        rgb=rgb if keep_rgb else None,
     )
 
 
-def store_image(images_dir: Path, image: ValidatedImage) -> Path:
-    """Write image.data to images_dir/<sha256[:2]>/<sha256>.<ext> atomically; idempotent."""
+def store_image(images_dir: Path, image: ValidatedImage, *, durable: bool = True) -> Path:
+    """Write image.data to images_dir/<sha256[:2]>/<sha256>.<ext> atomically; idempotent.
+
+    The bytes go to a temp file that is renamed into place, so the final name never holds a
+    half-written file, even when the process is killed. durable=True also fsyncs the file
+    before the rename and the folder after it; durable=False leaves that to the caller, who
+    must call flush_to_disk() before recording the file as stored (the downloader does, once
+    per batch of files instead of twice per file).
+    """
     if not image.ok or image.data is None or image.sha256 is None or image.ext is None:
         raise ValueError("store_image needs a validated image (ok=True with data, sha256, ext)")
     if not _SHA256_RE.fullmatch(image.sha256) or image.ext not in _STORED_EXTS:
@@ -529,23 +544,70 @@ def store_image(images_dir: Path, image: ValidatedImage) -> Path:
         raise ValueError(f"image data does not match its sha256 {image.sha256}")
     folder = Path(images_dir) / image.sha256[:2]
     target = folder / f"{image.sha256}.{image.ext}"
-    if target.exists():
-        return target  # same name means same bytes: nothing to do
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{image.sha256[:16]}.", suffix=".tmp")
+    if _holds(target, image.data, image.sha256):
+        return target  # same name and same bytes: nothing to do
+    prefix = f".{image.sha256[:16]}."
+    try:  # the folder usually exists: no mkdir call per file
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
+    except FileNotFoundError:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(image.data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the dataset from other users
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(folder)
+    if durable:
+        _fsync_dir(folder)
     return target
+
+
+def _holds(target: Path, data: bytes, sha256: str) -> bool:
+    """Whether target already holds exactly these bytes.
+
+    A file under its final name is normally complete (it got there by rename), but after a
+    power cut a renamed file whose data never reached the disk can be empty or short; such a
+    file is replaced, not trusted.
+    """
+    try:
+        if target.stat().st_size != len(data):
+            return False
+        return hashlib.sha256(target.read_bytes()).hexdigest() == sha256
+    except OSError:
+        return False
+
+
+def flush_to_disk(path: Path) -> None:
+    """Make every file written under path durable: syncfs(2) of its filesystem on Linux.
+
+    One call covers a whole batch of stored files for about the cost of a single fsync; where
+    syncfs is missing it falls back to sync(2), which flushes every filesystem.
+    """
+    syncfs = _syncfs()
+    if syncfs is not None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    os.sync()
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syncfs  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -501,10 +501,11 @@ def write_attribution(
           f"This file credits the author, source and licence of each of the {len(items)} images "
           f"in the {dataset_name} dataset, as their licences require. "
           "The same credits are in attribution.csv.", ""]  # fmt: skip
+    lines = {id(item): attribution_line(item) for item in items}  # once each, for md and csv
     for spdx, members in sorted(groups.items(), key=lambda g: (-len(g[1]), g[0])):
         count = f"{len(members)} item" + ("s" if len(members) != 1 else "")
         md += [f"## {terms(spdx).name} (`{spdx}`): {count}", ""]
-        md += [f"- {attribution_line(item)}" for item in members] + [""]
+        md += [f"- {lines[id(item)]}" for item in members] + [""]
     if not items:
         md += ["No items.", ""]
 
@@ -517,7 +518,7 @@ def write_attribution(
         writer.writerow([
             item.get("id", ""), item.get("file", ""), source.get("title") or "",
             lic.get("author") or "", source.get("page_url") or source.get("url") or "", spdx,
-            lic.get("url") or terms(spdx).url or "", _changes(item), attribution_line(item),
+            lic.get("url") or terms(spdx).url or "", _changes(item), lines[id(item)],
         ])  # fmt: skip
 
     md_path, csv_path = folder / "ATTRIBUTION.md", folder / "attribution.csv"

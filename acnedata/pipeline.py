@@ -304,16 +304,19 @@ class Collector:
                 self.out,
                 self.spec.limits,
                 workers=self.spec.network.concurrency,
+                processes=self.spec.network.processes,
                 on_done=done,
             )
 
     # --- 5. dedup -------------------------------------------------------------------------
     def dedup(self) -> dict[str, int]:
-        rows = self.catalog.items("state = ?", (STORED,))
         # phash_alt holds the item's dedup.Signature (query hashes + verification thumbnail), so
         # verification never reopens files; rows without one (new, or hashed by an older
-        # version) are hashed now.
-        need_hash = [r for r in rows if dedup.Signature.from_text(r["phash_alt"]) is None]
+        # version) are hashed now. Downloads usually come with theirs (see intake.finish_many).
+        need_hash = self.catalog.items(
+            "state = ? AND (phash_alt IS NULL OR phash_alt NOT LIKE ?)",
+            (STORED, dedup.Signature.PREFIX + "%"),
+        )
         config = self.dedup_config()
         with self.reporter.stage("hash", total=len(need_hash)) as progress:
             for start in range(0, len(need_hash), HASH_CHUNK):
@@ -343,11 +346,13 @@ class Collector:
         ]
         clusters = dedup.cluster_items(items, config=config)
         dupes = 0
+        assignments = []
+        for item_id, (cluster_id, rep) in clusters.items():
+            duplicate_of = None if rep == item_id else rep
+            dupes += duplicate_of is not None
+            assignments.append((item_id, cluster_id, duplicate_of))
         with self.catalog.transaction():
-            for item_id, (cluster_id, rep) in clusters.items():
-                duplicate_of = None if rep == item_id else rep
-                dupes += duplicate_of is not None
-                self.catalog.set_cluster(item_id, cluster_id, duplicate_of)
+            self.catalog.set_clusters(assignments)
         return {
             "stored": len(rows),
             "duplicates": dupes,

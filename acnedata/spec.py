@@ -93,6 +93,9 @@ class NetworkSpec:
     concurrency: int = 2  # downloads in flight at once, across all hosts
     per_host_concurrency: int = 2  # of those, at most this many to any one host
     rate: float = 0.0  # per-host token bucket, requests/s (0: min_interval alone paces)
+    # Store processes that validate, store and sign downloads; None: one per CPU for runs of
+    # 200 items or more; 0: the download threads do it themselves.
+    processes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,7 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         "concurrency",
         "per_host_concurrency",
         "rate",
+        "processes",
     )
     network = NetworkSpec(
         allow_private=net.boolean("allow_private", default=False),
@@ -281,6 +285,11 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         concurrency=net.integer("concurrency", default=2, minimum=1),
         per_host_concurrency=net.integer("per_host_concurrency", default=2, minimum=1),
         rate=net.number("rate", default=0.0, minimum=0.0),
+        processes=(
+            net.integer("processes", default=0, minimum=0)
+            if "processes" in r.table("network")
+            else None
+        ),
     )
 
     sources: dict[str, SourceSpec] = {}

@@ -113,3 +113,40 @@ def test_newer_schema_refused(tmp_path):
         sqlite3.connect(tmp_path / "catalog.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
         == "wal"
     )
+
+
+def test_record_downloads_writes_what_one_call_per_item_would(tmp_path):
+    record = {
+        "file": "images/ab/x.jpg",
+        "sha256": "ab" * 32,
+        "original_sha256": "cd" * 32,
+        "pixel_sha256": "ef" * 32,
+        "fmt": "JPEG",
+        "width": 64,
+        "height": 48,
+        "size": 1234,
+    }
+    columns = ("state", "reason", "retryable", "attempts", "file", "sha256", "width", "phash")
+    rows = {}
+    for batched in (False, True):
+        with Catalog.open(tmp_path / str(batched)) as cat:
+            a, _ = cat.add_candidate(cand("a", "papular"))
+            b, _ = cat.add_candidate(cand("b", "papular"))
+            c, _ = cat.add_candidate(cand("c", "papular"))
+            if batched:
+                cat.record_downloads(
+                    [(a, record, 2, "0123456789abcdef", "d1:sig"), (b, record, 1, None, None)],
+                    [(c, "http 404", False, 3)],
+                )
+            else:
+                cat.mark_stored(
+                    a, **record, attempts=2, phash="0123456789abcdef", signature="d1:sig"
+                )
+                cat.mark_stored(b, **record)
+                cat.mark_failed(c, "http 404", attempts=3)
+            rows[batched] = [tuple(cat.item(i)[k] for k in columns) for i in (a, b, c)]
+            assert cat.item(a)["phash_alt"] == "d1:sig"
+            assert cat.item(b)["phash"] is None  # no signature given: none invented
+    assert rows[True] == rows[False]
+    assert rows[True][0][:4] == (STORED, None, 0, 2)
+    assert rows[True][2][:4] == ("failed", "http 404", 0, 3)

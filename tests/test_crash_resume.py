@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from httpserver import LocalHTTPServer, send
 from imagefactory import make_image, to_bytes
 
@@ -56,7 +57,7 @@ def write_urls(folder: Path, server: LocalHTTPServer, paths: list[str]) -> Path:
     return path
 
 
-def fetch_cmd(urls: Path, out: Path) -> list[str]:
+def fetch_cmd(urls: Path, out: Path, processes: int) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -70,6 +71,8 @@ def fetch_cmd(urls: Path, out: Path) -> list[str]:
         str(WORKERS),
         "--per-host",
         str(WORKERS),
+        "--processes",
+        str(processes),
         "--quiet",
     ]
 
@@ -105,14 +108,17 @@ def essence(out: Path) -> list[tuple]:
     return sorted((i["id"], i["sha256"], i["label"], i["cluster"]) for i in items)
 
 
-def test_kill_9_at_several_points_then_resume(tmp_path):
+@pytest.mark.parametrize("processes", [0, 2], ids=["in-thread", "store-processes"])
+def test_kill_9_at_several_points_then_resume(tmp_path, processes):
     with LocalHTTPServer() as server:
         paths = serve(server)
         urls = write_urls(tmp_path, server, paths)
 
         # The reference: one uninterrupted run.
         ref = tmp_path / "ref"
-        subprocess.run(fetch_cmd(urls, ref), check=True, timeout=120, capture_output=True)
+        subprocess.run(
+            fetch_cmd(urls, ref, processes), check=True, timeout=120, capture_output=True
+        )
         assert image_requests(server, paths) == {p: 1 for p in paths}
         server.counts.clear()
 
@@ -120,7 +126,9 @@ def test_kill_9_at_several_points_then_resume(tmp_path):
         kills = []
         for threshold in KILL_AFTER:
             proc = subprocess.Popen(
-                fetch_cmd(urls, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                fetch_cmd(urls, out, processes),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             deadline = time.monotonic() + 60
             # Killed once `threshold` requests arrived and at least one file is in the store, so
@@ -135,7 +143,9 @@ def test_kill_9_at_several_points_then_resume(tmp_path):
             proc.wait(timeout=10)
             kills.append((image_requests(server, paths), stored_at_kill(out, server)))
 
-        subprocess.run(fetch_cmd(urls, out), check=True, timeout=120, capture_output=True)
+        subprocess.run(
+            fetch_cmd(urls, out, processes), check=True, timeout=120, capture_output=True
+        )
         final = image_requests(server, paths)
 
     # Every item reached the store once the last run finished, and equals the reference.

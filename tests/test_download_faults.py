@@ -64,14 +64,15 @@ def run_fetch(col: Collector, *, retry_failed: bool = False) -> None:
     col.write_manifest()
 
 
-@pytest.fixture(scope="module")
-def matrix(tmp_path_factory):
-    """One run over every fault path (shared: retries make it the slow part of this file)."""
+@pytest.fixture(scope="module", params=[0, 2], ids=["in-thread", "store-processes"])
+def matrix(tmp_path_factory, request):
+    """One run over every fault path (shared: retries make it the slow part of this file),
+    validating in the download threads and, again, in two store processes."""
     folder = tmp_path_factory.mktemp("matrix")
     with FaultServer(retry_after=1) as server:
         cases = server.cases(MAX_RETRIES)
         urls = write_urls(folder, [server.url(c.path) for c in cases])
-        spec = matrix_spec(urls)
+        spec = matrix_spec(urls, processes=request.param)
         started = time.monotonic()
         with collector(spec, folder / "out", server) as col:
             run_fetch(col)

@@ -34,7 +34,7 @@ def serve_images(server, n: int) -> list[str]:
     return paths
 
 
-def write_spec(folder: Path, rows: list[dict], **policy) -> Path:
+def write_spec(folder: Path, rows: list[dict], processes: int | None = None, **policy) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "urls.jsonl").open("w", encoding="utf-8") as fh:
         for row in rows:
@@ -53,6 +53,7 @@ min_height = 32
 allow_private = true
 min_interval = 0.0
 max_retries = 0
+{"" if processes is None else f"processes = {processes}"}
 [sources.urllist]
 path = "urls.jsonl"
 [[classes]]
@@ -105,10 +106,11 @@ class StopAfter(NullReporter):
         return nullcontext(Progress())
 
 
-def test_interrupted_run_resumes_without_a_second_download(httpserver, tmp_path):
+@pytest.mark.parametrize("processes", [0, 2], ids=["in-thread", "store-processes"])
+def test_interrupted_run_resumes_without_a_second_download(httpserver, tmp_path, processes):
     paths = serve_images(httpserver, 12)
     rows = rows_for(httpserver, paths)
-    spec_a = load_spec(write_spec(tmp_path / "a", rows))
+    spec_a = load_spec(write_spec(tmp_path / "a", rows, processes=processes))
     with (
         Collector(spec_a, tmp_path / "a" / "out", reporter=StopAfter(5)) as col,
         pytest.raises(KeyboardInterrupt),

@@ -1,0 +1,225 @@
+"""Store processes: validate, store and sign downloaded bodies on every core, beside the fetchers.
+
+Downloads run in threads of the main process, where the one PoliteSession keeps every host's
+pacing, robots.txt and Retry-After pauses in one place. Decoding a downloaded image in full costs
+several times the CPU of fetching it, and in threads of the same process it would compete for
+the GIL with the fetchers: measured on the project's 2-core machine, a single process topped out
+near 500 images/s. So bodies go over a pipe to one child process per core, each of which decodes,
+validates, journals, stores and signs, and sends back the outcome for the main thread to commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from acnedata.intake import Body, IntakeSettings, Journal, Outcome, finish_many
+
+QUEUE_PER_PROCESS = 16  # bodies sent but not finished, per process: enough to never run dry
+SIGN_BATCH = 16  # bodies a process finishes and signs together, when that many are waiting
+
+
+def _child_main(tasks: Connection, results: Connection) -> None:
+    """The store process: finish every body it is sent, until the pipe is closed."""
+    # Ctrl-C reaches the whole process group; the parent decides what to keep, so a child
+    # finishes what it was sent and stops when the parent closes the pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        settings: IntakeSettings = tasks.recv()
+    except (EOFError, OSError):
+        return
+    journal = Journal(settings.journal) if settings.journal else None
+    orphaned = False
+    try:
+        while True:
+            try:
+                batch = [tasks.recv()]
+                # Whatever else is already waiting, signed together (see finish_many).
+                while batch[-1] is not None and len(batch) < SIGN_BATCH and tasks.poll():
+                    batch.append(tasks.recv())
+            except (EOFError, OSError):
+                return  # the parent is gone (or done): nothing more will come
+            stop = batch[-1] is None
+            bodies = [Body(*task) for task in batch if task is not None]
+            for outcome in finish_many(bodies, settings, journal):
+                if orphaned:
+                    continue
+                try:
+                    results.send(
+                        (
+                            outcome.item_id,
+                            outcome.ok,
+                            outcome.reason,
+                            outcome.retryable,
+                            outcome.record,
+                            outcome.attempts,
+                            outcome.phash,
+                            outcome.signature,
+                        )
+                    )
+                except OSError:
+                    # The parent was killed. Bodies still in the pipe were downloaded already:
+                    # store them anyway, for the journal lets the next run adopt them.
+                    orphaned = True
+            if stop:
+                return
+    finally:
+        if journal is not None:
+            journal.close()
+
+
+@dataclass
+class _Child:
+    process: Any
+    tasks: Connection
+    results: Connection
+    lock: threading.Lock = field(default_factory=threading.Lock)  # guards outstanding, alive
+    # Sending has its own lock: a send blocks while the pipe is full, and the reader thread
+    # must still be able to take results off the other pipe meanwhile.
+    send_lock: threading.Lock = field(default_factory=threading.Lock)
+    outstanding: dict[int, int] = field(default_factory=dict)  # item id -> attempts
+    alive: bool = True
+    reader: threading.Thread | None = None
+
+
+def _start(inherit_fds: tuple[int, ...]) -> tuple[subprocess.Popen[bytes], Connection, Connection]:
+    """A store process on two fresh pipes: (process, its task pipe, its result pipe).
+
+    A plain `python -m acnedata.storeworkers` rather than multiprocessing: forking a process
+    that runs threads is unsafe, and multiprocessing's spawn re-runs the caller's main script,
+    which breaks library users whose script has no `if __name__ == "__main__"` guard.
+    """
+    task_r, task_w = os.pipe()
+    result_r, result_w = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "acnedata.storeworkers", str(task_r), str(result_w)],
+            pass_fds=(task_r, result_w, *inherit_fds),
+            stdin=subprocess.DEVNULL,
+            close_fds=True,
+        )
+    finally:
+        os.close(task_r)  # the child's ends: closing ours lets EOF reach each side
+        os.close(result_w)
+    return proc, Connection(task_w, readable=False), Connection(result_r, writable=False)
+
+
+class StorePool:
+    """N store processes fed over pipes; every outcome goes to `deliver`, from reader threads.
+
+    submit() blocks while every process has QUEUE_PER_PROCESS bodies waiting (back-pressure on
+    the downloads) and returns False when no process is alive, for the caller to finish the
+    body itself. A process that dies (a crash in a decoder, say) fails the items it held with
+    a retryable reason; the others carry on.
+    """
+
+    def __init__(
+        self,
+        settings: IntakeSettings,
+        processes: int,
+        deliver: Callable[[Outcome], None],
+        *,
+        inherit_fds: tuple[int, ...] = (),
+    ):
+        self._deliver = deliver
+        self._slots = threading.Semaphore(processes * QUEUE_PER_PROCESS)
+        self._pick = threading.Lock()
+        self._children: list[_Child] = []
+        for n in range(processes):
+            proc, tasks, results = _start(inherit_fds)
+            child = _Child(proc, tasks, results)
+            with contextlib.suppress(OSError, ValueError):
+                tasks.send(settings)  # a process that failed to start shows up in its reader
+            child.reader = threading.Thread(
+                target=self._read, args=(child,), name=f"store-reader-{n}", daemon=True
+            )
+            child.reader.start()
+            self._children.append(child)
+
+    def pids(self) -> list[int]:
+        """Process ids of the store processes, live or not (for diagnostics and tests)."""
+        return [child.process.pid for child in self._children]
+
+    def submit(self, body: Body) -> bool:
+        """Send a body to the least busy live process; False if none is alive."""
+        self._slots.acquire()
+        while True:
+            with self._pick:
+                live = [c for c in self._children if c.alive]
+                if not live:
+                    self._slots.release()
+                    return False
+                child = min(live, key=lambda c: len(c.outstanding))
+                with child.lock:
+                    child.outstanding[body.item_id] = body.attempts
+            task = (body.item_id, body.url, body.data, body.content_type, body.attempts)
+            try:
+                with child.send_lock:
+                    child.tasks.send(task)
+                return True
+            except (OSError, ValueError):  # it died under us: its reader fails the others
+                with child.lock:
+                    mine = child.outstanding.pop(body.item_id, None) is not None
+                    child.alive = False
+                if not mine:
+                    return True  # its reader has already reported this item as failed
+
+    def _read(self, child: _Child) -> None:
+        while True:
+            try:
+                msg = child.results.recv()
+            except (EOFError, OSError):
+                break
+            item_id, ok, reason, retryable, record, attempts, phash, sig = msg
+            with child.lock:
+                child.outstanding.pop(item_id, None)
+            self._slots.release()
+            self._deliver(Outcome(item_id, ok, reason, retryable, record, attempts, phash, sig))
+        # The pipe closed: a clean stop leaves nothing outstanding; a crash fails what it held.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.process.wait(timeout=5)
+        with child.lock:
+            child.alive = False
+            lost, child.outstanding = child.outstanding, {}
+        code = child.process.returncode
+        for item_id, attempts in lost.items():
+            self._slots.release()
+            self._deliver(
+                Outcome(
+                    item_id,
+                    False,
+                    f"validation process died (exit code {code})",
+                    retryable=True,
+                    attempts=attempts,
+                )
+            )
+
+    def close(self) -> None:
+        """Let each process finish what it holds, then stop it; outcomes are all delivered."""
+        for child in self._children:
+            with child.send_lock, contextlib.suppress(OSError, ValueError):
+                child.tasks.send(None)
+        for child in self._children:
+            if child.reader is not None:
+                child.reader.join()
+            child.tasks.close()
+            child.results.close()
+            try:
+                child.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+
+
+if __name__ == "__main__":
+    _child_main(
+        Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)
+    )

@@ -1,0 +1,114 @@
+"""Store processes: outcomes come back once per body, and a dying process loses nothing silently."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from queue import Empty, SimpleQueue
+
+import pytest
+from imagefactory import make_image, to_bytes
+
+from acnedata import dedup
+from acnedata.intake import Body, IntakeSettings, Outcome, finish
+from acnedata.spec import Limits
+from acnedata.storeworkers import StorePool
+
+
+def settings(tmp_path, journal: bool = False) -> IntakeSettings:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "download.journal" if journal else None
+    return IntakeSettings(tmp_path, Limits(min_width=16, min_height=16), journal=path)
+
+
+def jpeg(i: int, size=(96, 80)) -> bytes:
+    image = make_image(i, size=(96, 80))
+    return to_bytes(image if size == (96, 80) else image.resize(size), "JPEG", quality=90)
+
+
+def collect(queue: SimpleQueue, n: int, timeout: float = 60.0) -> list[Outcome]:
+    got, deadline = [], time.monotonic() + timeout
+    while len(got) < n:
+        try:
+            got.append(queue.get(timeout=max(0.01, deadline - time.monotonic())))
+        except Empty:
+            pytest.fail(f"only {len(got)} of {n} outcomes arrived")
+    return got
+
+
+def test_processes_store_and_sign_like_the_thread_path(tmp_path):
+    bodies = [Body(i, f"http://x/{i}.jpg", jpeg(i), "image/jpeg") for i in range(12)]
+    bodies.append(Body(99, "http://x/bad.jpg", b"<html>no</html>", "image/jpeg"))
+    expected = {
+        b.item_id: finish(
+            Body(b.item_id, b.url, b.data, b.content_type), settings(tmp_path / "a"), None
+        )
+        for b in bodies
+    }
+    queue: SimpleQueue[Outcome] = SimpleQueue()
+    pool = StorePool(settings(tmp_path / "b", journal=True), 2, queue.put)
+    try:
+        for b in bodies:
+            assert pool.submit(b)
+        got = {o.item_id: o for o in collect(queue, len(bodies))}
+    finally:
+        pool.close()
+    assert sorted(got) == sorted(expected)
+    for item_id, want in expected.items():
+        have = got[item_id]
+        assert (have.ok, have.reason) == (want.ok, want.reason)
+        if want.ok:
+            assert have.record == want.record
+            assert (tmp_path / "b" / have.record["file"]).read_bytes() == (
+                tmp_path / "a" / want.record["file"]
+            ).read_bytes()
+            # The signature made in the process is the one made from the same pixels here.
+            assert have.signature == want.signature and have.phash == want.phash
+            assert dedup.Signature.from_text(have.signature) is not None
+    assert not got[99].ok and got[99].reason == "not an image (HTML)"
+    # every stored file was journalled before its rename, by whichever process stored it
+    journalled = (tmp_path / "b" / "download.journal").read_text().splitlines()
+    assert len(journalled) == sum(o.ok for o in got.values())
+
+
+def test_a_killed_process_fails_what_it_held_and_another_takes_the_rest(tmp_path):
+    queue: SimpleQueue[Outcome] = SimpleQueue()
+    pool = StorePool(settings(tmp_path), 2, queue.put)
+    try:
+        first = [Body(i, f"u{i}", jpeg(i), "image/jpeg") for i in range(4)]
+        for b in first:
+            assert pool.submit(b)
+        assert all(o.ok for o in collect(queue, 4))
+
+        victim, survivor = pool.pids()
+        # Large bodies: a process cannot finish them before the kill lands.
+        big = [Body(100 + i, f"big{i}", jpeg(i, (2400, 2000)), "image/jpeg") for i in range(6)]
+        for b in big:
+            assert pool.submit(b)
+        os.kill(victim, signal.SIGKILL)
+        outcomes = collect(queue, len(big))
+        assert sorted(o.item_id for o in outcomes) == [b.item_id for b in big]
+        died = [o for o in outcomes if not o.ok]
+        assert died, "the kill landed after every body was finished: the test proves nothing"
+        for o in died:
+            assert o.reason == "validation process died (exit code -9)"
+            assert o.retryable
+
+        # New bodies all go to the survivor; each comes back exactly once.
+        later = [Body(200 + i, f"v{i}", jpeg(50 + i), "image/jpeg") for i in range(8)]
+        for b in later:
+            assert pool.submit(b)
+        outcomes = collect(queue, len(later))
+        assert sorted(o.item_id for o in outcomes) == [b.item_id for b in later]
+        assert all(o.ok for o in outcomes)
+
+        os.kill(survivor, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while pool.submit(Body(300, "w", jpeg(300), "image/jpeg")):
+            collect(queue, 1)  # sent before the death was noticed: it comes back as failed
+            assert time.monotonic() < deadline
+        # With no process left, submit says so and the caller finishes the body itself.
+    finally:
+        pool.close()
+    assert queue.empty()
