@@ -375,9 +375,13 @@ class Catalog:
         )
 
     def set_label(self, item_id: int, label: str | None, reason: str, review: str | None) -> None:
-        self.db.execute(
+        self.set_labels([(item_id, label, reason, review)])
+
+    def set_labels(self, labels: Iterable[tuple[int, str | None, str, str | None]]) -> None:
+        """(item id, label, reason, review) for many items in one statement."""
+        self.db.executemany(
             "UPDATE items SET label=?, label_reason=?, review=? WHERE id=?",
-            (label, reason, review, item_id),
+            ((label, reason, review, item_id) for item_id, label, reason, review in labels),
         )
 
     def set_decision(self, item_id: int, decision: str | None) -> None:

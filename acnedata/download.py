@@ -193,6 +193,8 @@ def download_queued(
 
 def process_count(processes: int | None, queued: int) -> int:
     """How many store processes a run of `queued` items gets (see download_queued)."""
+    if os.name != "posix":  # store processes get their pipes through pass_fds (POSIX only)
+        return 0
     if processes is not None:
         return max(0, processes)
     cpus = os.cpu_count() or 1

@@ -372,7 +372,8 @@ class Collector:
         for r in rows:
             cluster_classes.setdefault(r["cluster"], set()).update(found_for.get(r["id"], []))
         counts: Counter[str] = Counter()
-        with self.reporter.stage("sort", total=len(rows)) as progress, self.catalog.transaction():
+        labels: list[tuple[int, str | None, str, str | None]] = []
+        with self.reporter.stage("sort", total=len(rows)) as progress:
             for r in rows:
                 texts = [r["title"] or "", r["description"] or "", *_json(r["tags"], [])]
                 licence_review = (
@@ -388,9 +389,11 @@ class Collector:
                     query=r["query"],
                     licence_review=licence_review,
                 )
-                self.catalog.set_label(r["id"], a.label, a.reason, a.review)
+                labels.append((r["id"], a.label, a.reason, a.review))
                 counts["review" if a.review else "assigned"] += 1
                 progress.advance()
+        with self.catalog.transaction():
+            self.catalog.set_labels(labels)
         return dict(counts)
 
     # --- 7. manifest ----------------------------------------------------------------------

@@ -11,6 +11,7 @@ validates, journals, stores and signs, and sends back the outcome for the main t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -49,22 +50,10 @@ def _child_main(tasks: Connection, results: Connection) -> None:
                 return  # the parent is gone (or done): nothing more will come
             stop = batch[-1] is None
             bodies = [Body(*task) for task in batch if task is not None]
-            for outcome in finish_many(bodies, settings, journal):
-                if orphaned:
-                    continue
-                try:
-                    results.send(
-                        (
-                            outcome.item_id,
-                            outcome.ok,
-                            outcome.reason,
-                            outcome.retryable,
-                            outcome.record,
-                            outcome.attempts,
-                            outcome.phash,
-                            outcome.signature,
-                        )
-                    )
+            outcomes = finish_many(bodies, settings, journal)
+            if outcomes and not orphaned:
+                try:  # one message per batch: every message wakes a thread in the parent
+                    results.send([dataclasses.astuple(o) for o in outcomes])
                 except OSError:
                     # The parent was killed. Bodies still in the pipe were downloaded already:
                     # store them anyway, for the journal lets the next run adopt them.
@@ -178,11 +167,14 @@ class StorePool:
                 msg = child.results.recv()
             except (EOFError, OSError):
                 break
-            item_id, ok, reason, retryable, record, attempts, phash, sig = msg
+            outcomes = [Outcome(*fields) for fields in msg]
             with child.lock:
-                child.outstanding.pop(item_id, None)
-            self._slots.release()
-            self._deliver(Outcome(item_id, ok, reason, retryable, record, attempts, phash, sig))
+                for outcome in outcomes:
+                    child.outstanding.pop(outcome.item_id, None)
+            if outcomes:
+                self._slots.release(len(outcomes))
+            for outcome in outcomes:
+                self._deliver(outcome)
         # The pipe closed: a clean stop leaves nothing outstanding; a crash fails what it held.
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.process.wait(timeout=5)

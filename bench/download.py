@@ -370,7 +370,8 @@ def report(runs: list[Run], probe_rate: float) -> None:
     if ours and ours.stage:
         stages = [r.stage for r in runs if r.name == "acnedata" and r.stage]
         print(
-            f"download stage alone (fetch, validate, sha256s, store with fsync, catalog rows; "
+            f"download stage alone (fetch, full decode and validation, sha256s, store, a flush per "
+            f"batch, dedup signature, catalog rows; "
             f"no search/dedup/sort/manifest): acnedata {max(stages):.0f} images/s"
         )
         theirs_stages = [r.stage for r in runs if r.name == "img2dataset" and r.stage]
