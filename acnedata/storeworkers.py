@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -26,6 +27,7 @@ from acnedata.intake import Body, IntakeSettings, Journal, Outcome, finish_many
 
 QUEUE_PER_PROCESS = 16  # bodies sent but not finished, per process: enough to never run dry
 SIGN_BATCH = 16  # bodies a process finishes and signs together, when that many are waiting
+THREADS_PER_PROCESS = 2  # measured: +7% over one (487 vs 521 images/s, 3 runs each)
 
 
 def _child_main(tasks: Connection, results: Connection) -> None:
@@ -38,31 +40,46 @@ def _child_main(tasks: Connection, results: Connection) -> None:
     except (EOFError, OSError):
         return
     journal = Journal(settings.journal) if settings.journal else None
-    orphaned = False
-    try:
-        while True:
-            try:
-                batch = [tasks.recv()]
-                # Whatever else is already waiting, signed together (see finish_many).
-                while batch[-1] is not None and len(batch) < SIGN_BATCH and tasks.poll():
-                    batch.append(tasks.recv())
-            except (EOFError, OSError):
-                return  # the parent is gone (or done): nothing more will come
-            stop = batch[-1] is None
-            bodies = [Body(*task) for task in batch if task is not None]
+    send_lock = threading.Lock()
+    orphaned = threading.Event()
+
+    def finish_and_send(bodies: list[Body]) -> None:
+        try:
             outcomes = finish_many(bodies, settings, journal)
-            if outcomes and not orphaned:
-                try:  # one message per batch: every message wakes a thread in the parent
-                    results.send([dataclasses.astuple(o) for o in outcomes])
-                except OSError:
-                    # The parent was killed. Bodies still in the pipe were downloaded already:
-                    # store them anyway, for the journal lets the next run adopt them.
-                    orphaned = True
-            if stop:
-                return
-    finally:
-        if journal is not None:
-            journal.close()
+        except Exception as exc:  # never leave the parent waiting for these items
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            outcomes = [Outcome(b.item_id, False, reason, attempts=b.attempts) for b in bodies]
+        if not outcomes or orphaned.is_set():
+            return
+        with send_lock:
+            try:  # one message per batch: every message wakes a thread in the parent
+                results.send([dataclasses.astuple(o) for o in outcomes])
+            except OSError:
+                # The parent was killed. Bodies still in the pipe were downloaded already:
+                # store them anyway, for the journal lets the next run adopt them.
+                orphaned.set()
+
+    # Two threads: while one waits on the filesystem (creating a file can wait for the ext4
+    # journal), the other decodes.
+    with ThreadPoolExecutor(max_workers=THREADS_PER_PROCESS) as pool:
+        try:
+            while True:
+                try:
+                    batch = [tasks.recv()]
+                    # Whatever else is already waiting, signed together (see finish_many).
+                    while batch[-1] is not None and len(batch) < SIGN_BATCH and tasks.poll():
+                        batch.append(tasks.recv())
+                except (EOFError, OSError):
+                    return  # the parent is gone (or done): nothing more will come
+                bodies = [Body(*task) for task in batch if task is not None]
+                if bodies:
+                    pool.submit(finish_and_send, bodies)
+                if batch[-1] is None:
+                    return
+        finally:
+            pool.shutdown(wait=True)
+            if journal is not None:
+                journal.close()
 
 
 @dataclass
