@@ -364,18 +364,12 @@ class Catalog:
         query hashes and verification thumbnail; older catalogs hold the mirror hash there)."""
         self.db.execute("UPDATE items SET phash=?, phash_alt=? WHERE id=?", (phash, alt, item_id))
 
-    def set_cluster(self, item_id: int, cluster: str, duplicate_of: int | None) -> None:
-        self.set_clusters([(item_id, cluster, duplicate_of)])
-
     def set_clusters(self, assignments: Iterable[tuple[int, str, int | None]]) -> None:
         """(item id, cluster id, duplicate_of) for many items in one statement."""
         self.db.executemany(
             "UPDATE items SET cluster=?, duplicate_of=? WHERE id=?",
             ((cluster, duplicate_of, item_id) for item_id, cluster, duplicate_of in assignments),
         )
-
-    def set_label(self, item_id: int, label: str | None, reason: str, review: str | None) -> None:
-        self.set_labels([(item_id, label, reason, review)])
 
     def set_labels(self, labels: Iterable[tuple[int, str | None, str, str | None]]) -> None:
         """(item id, label, reason, review) for many items in one statement."""

@@ -32,6 +32,16 @@ def write_urls(folder: Path, urls: list[str]) -> Path:
     return path
 
 
+def peak_in_flight(starts: list[float], seconds: float) -> int:
+    """Most requests open at once, for requests that each took `seconds` from their start."""
+    events = sorted([(t, 1) for t in starts] + [(t + seconds, -1) for t in starts])
+    level = peak = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
 def matrix_spec(urls: Path, **network):
     """The spec `acnedata fetch` builds, with short timeouts and few retries for the test."""
     spec = url_list_spec(urls, workers=4)
@@ -211,13 +221,7 @@ def test_per_host_concurrency_and_global_limit(tmp_path):
         }
     assert watch_a.peak == 2 and watch_b.peak == 2  # the per-host limit, reached on each
     # The global limit: never more than 3 requests open over both hosts together.
-    starts = watch_a.starts + watch_b.starts
-    events = sorted([(t, 1) for t in starts] + [(t + 0.15, -1) for t in starts])
-    level = peak = 0
-    for _, step in events:
-        level += step
-        peak = max(peak, level)
-    assert peak == 3
+    assert peak_in_flight(watch_a.starts + watch_b.starts, 0.15) == 3
 
 
 def test_token_bucket_rate_per_host(tmp_path):
@@ -282,13 +286,7 @@ def test_global_limit_holds_across_hosts_for_any_number_of_threads():
             ThreadPoolExecutor(max_workers=8) as pool,
         ):
             assert all(r.ok for r in pool.map(s.fetch, urls_a + urls_b))
-    starts = watch_a.starts + watch_b.starts
-    events = sorted([(t, 1) for t in starts] + [(t + 0.1, -1) for t in starts])
-    level = peak = 0
-    for _, step in events:
-        level += step
-        peak = max(peak, level)
-    assert peak <= 2
+    assert peak_in_flight(watch_a.starts + watch_b.starts, 0.1) <= 2
 
 
 def test_a_429_pauses_the_whole_host_for_every_worker():
