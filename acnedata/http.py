@@ -373,8 +373,12 @@ class PoliteSession:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._env_proxies = bool(requests.utils.getproxies())
-        self._pool: urllib3.PoolManager | None = None  # bare GETs (see _send_plain)
-        self._plain_headers = {**requests.utils.default_headers(), "User-Agent": self.user_agent}
+        self._pool = fastget.new_pool()  # bare GETs (see _send_plain)
+        self._plain_headers = {
+            **requests.utils.default_headers(),
+            "User-Agent": self.user_agent,
+            "Accept-Encoding": fastget.ACCEPT_ENCODING,
+        }
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -478,9 +482,7 @@ class PoliteSession:
             sessions, self._sessions = self._sessions, []
         for s in sessions:
             s.close()
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.clear()
+        self._pool.clear()
 
     def __enter__(self) -> PoliteSession:
         return self
@@ -641,27 +643,21 @@ class PoliteSession:
                 yield
 
     def _send_plain(self, session: requests.Session, method: str, url: str) -> requests.Response:
-        """A bare GET (bulk image downloads) straight on urllib3's connection pool.
+        """A bare GET (bulk image downloads) on fastget's kept-alive http.client connections.
 
         requests' Session.request re-reads proxy and netrc settings from the environment, merges
         cookies and runs hooks on every call, and its adapter builds a Response and a cookie jar
-        per call. Measured against nginx on 127.0.0.1: fetch() through requests' adapter cost
-        496 µs of CPU per image; a bare GET on urllib3's pool costs 213 µs. Only when the
-        environment names a proxy does the full path run, so proxies keep working. Cookies are
-        neither sent nor kept here, which image downloads never need.
+        per call; urllib3's pool underneath still costs several times what http.client does.
+        Measured against nginx on 127.0.0.1 with 8 threads, fetch() cost 0.88 ms of CPU per
+        image on urllib3's pool and 0.55 ms here. The full requests path runs when the
+        environment names a proxy (so proxies keep working) and for URLs with credentials.
+        Cookies are neither sent nor kept here, which image downloads never need.
         """
-        if self._env_proxies or method != "GET":
+        if self._env_proxies or method != "GET" or "@" in urlsplit(url).netloc:
             return session.request(
                 method, url, timeout=self.config.timeout, allow_redirects=False, stream=True
             )
-        pool = self._pool
-        if pool is None:
-            with self._lock:
-                if self._pool is None:
-                    size = max(8, self.config.per_host_concurrency, self.config.concurrency)
-                    self._pool = fastget.new_pool(size)
-                pool = self._pool
-        return fastget.get(pool, url, self._plain_headers, self.config.timeout)  # type: ignore[return-value]
+        return fastget.get(self._pool, url, self._plain_headers, self.config.timeout)  # type: ignore[return-value]
 
     def _read_body(self, resp: requests.Response, url: str, cap: int, truncate: bool) -> bytes:
         too_large = _Failure("too_large", f"too large: over {cap} bytes", url, status=200)

@@ -20,8 +20,7 @@ from download import Nginx, generate, warm_cache
 
 
 def run_once(base: str, count: int, workers: int, processes: int | None, out: Path) -> None:
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True)  # a fresh folder: see the note on deleting in download.py
     with Catalog(out / "catalog.sqlite") as catalog:
         with catalog.transaction():
             catalog.db.executemany(
@@ -65,6 +64,7 @@ def main() -> None:
     )
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--data", type=Path, help="folder for the generated JPEGs (kept; reused)")
+    ap.add_argument("--keep", action="store_true", help="keep the output folders")
     args = ap.parse_args()
     choices = [None if p == "auto" else int(p) for p in args.processes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="acnedata-stage-"))
@@ -74,12 +74,14 @@ def main() -> None:
         generate(www / "img", args.count)
         with Nginx(work / "nginx", www) as nginx:
             base = f"http://127.0.0.1:{nginx.port}"
-            for _ in range(args.repeat):
+            for n in range(args.repeat):
                 for processes in choices:
                     warm_cache(www / "img", args.count)
-                    run_once(base, args.count, args.workers, processes, work / "out")
+                    out = work / f"out-{n}-{processes}"
+                    run_once(base, args.count, args.workers, processes, out)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
