@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -85,6 +85,52 @@ def now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
+_KEY_BATCH = 500  # keys per `IN (...)` lookup: below SQLite's lowest parameter limit (999)
+# One encoder for every row: json.dumps(..., ensure_ascii=False) builds a new one per call.
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _item_values(c: Candidate, found_at: str) -> tuple[Any, ...]:
+    """A candidate as the values of Catalog._INSERT_ITEM."""
+    return (
+        c.key,
+        c.source,
+        c.source_id,
+        c.url,
+        c.page_url,
+        c.title,
+        c.description,
+        c.author,
+        c.attribution,
+        _to_json(c.licence_raw),
+        "[]" if c.tags == [] else _to_json(c.tags),  # most have none
+        c.query,
+        c.searched_class,
+        c.label_hint,
+        found_at,
+    )
+
+
+# (item id, spdx, licence_url, verdict, reason, no_derivatives, commercial), see set_verdict
+VerdictRow = tuple[int, str, str | None, str, str, bool, bool | None]
+
+
+def _verdict_params(
+    item_id: int,
+    spdx: str,
+    licence_url: str | None,
+    verdict: str,
+    reason: str,
+    no_derivatives: bool,
+    commercial: bool | None,
+) -> tuple[Any, ...]:
+    """One verdict as the values of Catalog._VERDICT_SQL; it never undoes a download."""
+    state = REJECTED if verdict == "reject" else QUEUED
+    commercial_int = None if commercial is None else int(commercial)
+    return (spdx, licence_url, verdict, reason, int(no_derivatives), commercial_int, state,
+            item_id, FOUND, REJECTED, QUEUED)  # fmt: skip
+
+
 class Catalog:
     """SQLite working store in `<out>/catalog.sqlite` (WAL mode, one writer)."""
 
@@ -150,43 +196,57 @@ class Catalog:
         )
 
     # --- found ----------------------------------------------------------------------------
+    _INSERT_ITEM = (
+        "INSERT INTO items(key, source, source_id, url, page_url, title, description, "
+        "author, attribution, licence_raw, tags, query, searched_class, label_hint, "
+        "found_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    )
+    _INSERT_CLASS = "INSERT OR IGNORE INTO item_classes(item_id, class, query) VALUES(?,?,?)"
+
     def add_candidate(self, c: Candidate) -> tuple[int, bool]:
         """Record a candidate; returns (item id, True if new). A known item gains the class."""
-        row = self.db.execute("SELECT id FROM items WHERE key = ?", (c.key,)).fetchone()
-        new = row is None
+        return self.add_candidates([c])[0]
+
+    def add_candidates(self, cands: Sequence[Candidate]) -> list[tuple[int, bool]]:
+        """add_candidate for each, in order, with the same results (a key repeated within
+        `cands` is new only the first time), in a few statements per _KEY_BATCH candidates:
+        one by one, three statements per candidate were most of the search stage."""
+        out: list[tuple[int, bool]] = []
+        for start in range(0, len(cands), _KEY_BATCH):
+            out += self._add_batch(cands[start : start + _KEY_BATCH])
+        return out
+
+    def _add_batch(self, cands: Sequence[Candidate]) -> list[tuple[int, bool]]:
+        keys = [c.key for c in cands]
+        ids = self._ids_of(keys)
+        new: dict[str, Candidate] = {}  # first candidate of each unknown key, in order
+        for key, c in zip(keys, cands, strict=True):
+            if key not in ids:
+                new.setdefault(key, c)
         if new:
-            cur = self.db.execute(
-                "INSERT INTO items(key, source, source_id, url, page_url, title, description, "
-                "author, attribution, licence_raw, tags, query, searched_class, label_hint, "
-                "found_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    c.key,
-                    c.source,
-                    c.source_id,
-                    c.url,
-                    c.page_url,
-                    c.title,
-                    c.description,
-                    c.author,
-                    c.attribution,
-                    json.dumps(c.licence_raw, ensure_ascii=False),
-                    json.dumps(c.tags, ensure_ascii=False),
-                    c.query,
-                    c.searched_class,
-                    c.label_hint,
-                    now(),
-                ),
-            )
-            item_id = int(cur.lastrowid)
-        else:
-            item_id = int(row["id"])
-        klass = c.searched_class or c.label_hint
-        if klass:
-            self.db.execute(
-                "INSERT OR IGNORE INTO item_classes(item_id, class, query) VALUES(?,?,?)",
-                (item_id, klass, c.query),
-            )
-        return item_id, new
+            stamp = now()
+            self.db.executemany(self._INSERT_ITEM, [_item_values(c, stamp) for c in new.values()])
+            ids.update(self._ids_of(list(new)))
+        self.db.executemany(
+            self._INSERT_CLASS,
+            [
+                (ids[key], c.searched_class or c.label_hint, c.query)
+                for key, c in zip(keys, cands, strict=True)
+                if c.searched_class or c.label_hint
+            ],
+        )
+        fresh = set(new)
+        out = []
+        for key in keys:
+            out.append((ids[key], key in fresh))
+            fresh.discard(key)  # a key repeated within the batch is new only the first time
+        return out
+
+    def _ids_of(self, keys: Sequence[str]) -> dict[str, int]:
+        """Item id by key, for those of `keys` (at most _KEY_BATCH) already in the catalog."""
+        marks = ",".join("?" * len(keys))
+        rows = self.db.execute(f"SELECT key, id FROM items WHERE key IN ({marks})", keys)
+        return {key: int(item_id) for key, item_id in rows}
 
     def classes_of(self, item_id: int) -> list[str]:
         rows = self.db.execute(
@@ -201,9 +261,12 @@ class Catalog:
         return out
 
     # --- reading --------------------------------------------------------------------------
-    def items(self, where: str = "1", params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    def items(
+        self, where: str = "1", params: Iterable[Any] = (), columns: str = "*"
+    ) -> list[sqlite3.Row]:
+        """Rows in id order; `columns` to read fewer (the signature alone is ~1.6 KB a row)."""
         return self.db.execute(
-            f"SELECT * FROM items WHERE {where} ORDER BY id", tuple(params)
+            f"SELECT {columns} FROM items WHERE {where} ORDER BY id", tuple(params)
         ).fetchall()
 
     def count(self, where: str = "1", params: Iterable[Any] = ()) -> int:
@@ -244,24 +307,19 @@ class Catalog:
         no_derivatives: bool,
         commercial: bool | None,
     ) -> None:
-        state = REJECTED if verdict == "reject" else QUEUED
-        self.db.execute(
-            "UPDATE items SET spdx=?, licence_url=?, verdict=?, verdict_reason=?, "
-            "no_derivatives=?, commercial=?, state=? WHERE id=? AND state IN (?, ?, ?)",
-            (
-                spdx,
-                licence_url,
-                verdict,
-                reason,
-                int(no_derivatives),
-                None if commercial is None else int(commercial),
-                state,
-                item_id,
-                FOUND,
-                REJECTED,
-                QUEUED,
-            ),
+        self.set_verdicts(
+            [(item_id, spdx, licence_url, verdict, reason, no_derivatives, commercial)]
         )
+
+    _VERDICT_SQL = (
+        "UPDATE items SET spdx=?, licence_url=?, verdict=?, verdict_reason=?, "
+        "no_derivatives=?, commercial=?, state=? WHERE id=? AND state IN (?, ?, ?)"
+    )
+
+    def set_verdicts(self, verdicts: Iterable[VerdictRow]) -> None:
+        """set_verdict for many items in one statement, each as (item id, spdx, licence_url,
+        verdict, reason, no_derivatives, commercial)."""
+        self.db.executemany(self._VERDICT_SQL, [_verdict_params(*v) for v in verdicts])
 
     # --- download -------------------------------------------------------------------------
     _STORED_SQL = (

@@ -533,8 +533,9 @@ class Signature:
         try:
             data = base64.b64decode(text[len(cls.PREFIX) :], validate=True)
             count = data[0]
-            values = struct.unpack_from(f">{count + 1}Q", data, 1)
             pos = 1 + 8 * (count + 1)
+            if pos > len(data):
+                return None
             thumbs = []
             for _ in range(2):
                 w, h = data[pos], data[pos + 1]
@@ -543,9 +544,10 @@ class Signature:
                     return None
                 thumbs.append(data[pos:end] if w and h else b"")
                 pos = end
-        except (ValueError, IndexError, struct.error):
+        except (ValueError, IndexError):
             return None
-        hexes = [f"{v:016x}" for v in values]
+        # Big-endian 64-bit values: the hex of each 8 bytes is its 16-digit hex.
+        hexes = data[1 : 1 + 8 * (count + 1)].hex(" ", 8).split()
         return cls(hexes[0], tuple(hexes[1:]), thumbs[0], thumbs[1])
 
 
@@ -1166,18 +1168,22 @@ def _bucket_pairs(
     """Positions (p in ha, q in hb) within threshold, for every bucket pair (sa..sa+la) x
     (sb..sb+lb), p < q if triangular. Buckets of similar size are padded into one (G, La, Lb)
     block per batch, so the work is a few large numpy operations, not a Python loop per bucket.
+
+    Hits are rare, so padding and order are checked on the hits only, not as masks over the
+    whole block, and flatnonzero (then divmod) is cheaper than nonzero on a 3-d array.
     """
     for g in _batches(la, lb):
-        wa, wb = int(la[g].max()), int(lb[g].max())
-        ra, rb = np.arange(wa), np.arange(wb)
-        ia = sa[g, None] + np.minimum(ra[None, :], la[g, None] - 1)  # padding repeats the last
-        ib = sb[g, None] + np.minimum(rb[None, :], lb[g, None] - 1)
-        close = _popcount(ha[ia][:, :, None] ^ hb[ib][:, None, :]) <= threshold
-        close &= (ra[None, :] < la[g, None])[:, :, None] & (rb[None, :] < lb[g, None])[:, None, :]
+        lag, lbg = la[g], lb[g]
+        wa, wb = int(lag.max()), int(lbg.max())
+        ia = sa[g, None] + np.minimum(np.arange(wa), lag[:, None] - 1)  # padding repeats the last
+        ib = sb[g, None] + np.minimum(np.arange(wb), lbg[:, None] - 1)
+        hits = np.flatnonzero(_popcount(ha[ia][:, :, None] ^ hb[ib][:, None, :]) <= threshold)
+        k, rest = np.divmod(hits, wa * wb)
+        p, q = np.divmod(rest, wb)
+        keep = (p < lag[k]) & (q < lbg[k])  # hits on padding repeat a real pair: drop them
         if triangular:
-            close &= ra[:, None] < rb[None, :]
-        k, p, q = np.nonzero(close)
-        yield ia[k, p], ib[k, q]
+            keep &= p < q
+        yield ia[k[keep], p[keep]], ib[k[keep], q[keep]]
 
 
 def _table_pairs(
@@ -1396,20 +1402,22 @@ def cluster_items(
         for i, j in batch:
             uf.union(i, j)
 
-    clusters = []
+    clusters = []  # (smallest sha256, representative, members)
     for members in uf.groups().values():
-        smallest = min(items[i].sha256 for i in members)
-        clusters.append((smallest, members))
+        if len(members) == 1:  # most items: no min or sort to do
+            clusters.append((items[members[0]].sha256, members[0], members))
+        else:
+            smallest = min(items[i].sha256 for i in members)
+            clusters.append((smallest, _ordered(members, items)[0], members))
     prefix_count: dict[str, int] = defaultdict(int)
-    for smallest, _ in clusters:
+    for smallest, _, _ in clusters:
         prefix_count[smallest[:12]] += 1
 
     result: dict[Any, tuple[str, Any]] = {}
-    for smallest, members in clusters:
+    for smallest, rep, members in clusters:
         cluster_id = "c" + (smallest[:12] if prefix_count[smallest[:12]] == 1 else smallest)
-        rep_key = items[_ordered(members, items)[0]].key
         for i in members:
-            result[items[i].key] = (cluster_id, rep_key)
+            result[items[i].key] = (cluster_id, items[rep].key)
     return result
 
 

@@ -26,9 +26,19 @@ def final_label(row: sqlite3.Row) -> str | None:
     return None if row["review"] else row["label"]
 
 
-def manifest_rows(catalog: Catalog) -> list[sqlite3.Row]:
+# What item_record and manifest_rows read: every column but the bulky signature (phash_alt).
+RECORD_COLUMNS = (
+    "key, file, sha256, original_sha256, width, height, format, label, label_reason, review, "
+    "decision, cluster, phash, source, url, page_url, title, query, retrieved_at, spdx, "
+    "licence_url, author, attribution, no_derivatives, verdict"
+)
+
+
+def manifest_rows(catalog: Catalog, columns: str = "*") -> list[sqlite3.Row]:
     """Stored representatives (one per duplicate cluster) with a final class."""
-    rows = catalog.items("state = ? AND duplicate_of IS NULL AND cluster IS NOT NULL", (STORED,))
+    rows = catalog.items(
+        "state = ? AND duplicate_of IS NULL AND cluster IS NOT NULL", (STORED,), columns=columns
+    )
     return [
         r
         for r in rows
@@ -76,7 +86,7 @@ def item_record(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def build_manifest(catalog: Catalog, spec: DatasetSpec) -> dict[str, Any]:
-    items = [item_record(r) for r in manifest_rows(catalog)]
+    items = [item_record(r) for r in manifest_rows(catalog, RECORD_COLUMNS)]
     per_class = {c: 0 for c in spec.class_names}
     for item in items:
         per_class[item["label"]] = per_class.get(item["label"], 0) + 1

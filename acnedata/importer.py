@@ -158,8 +158,7 @@ def import_dataset(
     _refuse_other_catalog(out_dir, spec)
     with Collector(spec, out_dir, reporter=reporter) as col:
         with col.catalog.transaction():
-            for cand in cands:
-                col.catalog.add_candidate(cand)
+            col.catalog.add_candidates(cands)
         # The candidates are in: a later `collect`/resume must not search the folder again
         # (FolderSource knows no citation and would not find CSV-labelled files).
         col.catalog.set_meta("search_done:folder", spec.sha256)

@@ -8,7 +8,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from pathlib import Path, PurePosixPath
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -325,6 +326,7 @@ def _agreed(value: Any) -> str:
 # --- Terms and verdicts ---------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)  # asked per item by the gate, dedup ranks, manifest and credits
 def terms(spdx: str) -> LicenceTerms:
     """What `spdx` permits; anything unknown (and NOASSERTION) is treated as permitting nothing."""
     if spdx in _FIXED:
@@ -415,6 +417,8 @@ REFUSED_HOSTS: dict[str, str] = {
 
 def refused_host(url: str) -> str | None:
     """Why `url` must not be collected from, if its host is (under) a refused atlas; else None."""
+    if not _may_name_refused_host(url):
+        return None  # the common case, decided without parsing the URL
     try:
         host = urlsplit(url if "//" in url else f"//{url}").hostname or ""
     except ValueError:
@@ -424,6 +428,15 @@ def refused_host(url: str) -> str | None:
         if host == suffix or host.endswith("." + suffix):
             return f"{host}: {reason}"
     return None
+
+
+def _may_name_refused_host(url: str) -> bool:
+    """False only if no refused host can be `url`'s: the host is a slice of the URL once urlsplit
+    has dropped tabs and newlines, and lower-casing a slice is slicing the lower-cased URL."""
+    low = url.lower()
+    if "\t" in low or "\r" in low or "\n" in low:
+        low = low.replace("\t", "").replace("\r", "").replace("\n", "")
+    return any(suffix in low for suffix in REFUSED_HOSTS)
 
 
 # --- Attribution ----------------------------------------------------------------------------
@@ -473,11 +486,34 @@ def _title(item: Mapping[str, Any]) -> str:
     source = item.get("source") or {}
     if source.get("title"):
         return str(source["title"])
-    for path in (urlsplit(source.get("url") or "").path, item.get("file") or ""):
-        name = unquote(PurePosixPath(path).name)
+    for path in (_url_path(source.get("url") or ""), item.get("file") or ""):
+        name = unquote(_last_name(path))
         if name:
             return name
     return str(item.get("id") or "untitled")
+
+
+# scheme://host/path[?…|#…] with a plain ASCII host and no tab or newline before the query: the
+# path is the one group, as urlsplit would give it; anything else goes to urlsplit itself.
+_PLAIN_URL = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.\-]*://[^\x00-\x20/?#\[\]\x7f-\U0010ffff]*(/[^?#\t\r\n]*)?(?:[?#]|\Z)"
+)
+
+
+def _url_path(url: str) -> str:
+    """urlsplit(url).path, without urlsplit's general parse for the URLs most items have."""
+    if match := _PLAIN_URL.match(url):
+        return match.group(1) or ""
+    return urlsplit(url).path
+
+
+def _last_name(path: str) -> str:
+    """PurePosixPath(path).name (the last part other than "" and "."), without building a path
+    object per item."""
+    for part in reversed(path.split("/")):
+        if part and part != ".":
+            return part
+    return ""
 
 
 def _changes(item: Mapping[str, Any]) -> str:

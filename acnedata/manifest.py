@@ -117,6 +117,10 @@ def write_manifest(path: str | Path, data: dict[str, Any]) -> Path:
     return file
 
 
+# json.dumps(item, ensure_ascii=False) without building a new encoder for every item.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def dumps(data: dict[str, Any]) -> str:
     """The manifest as JSON: indented, except that each item is one line.
 
@@ -127,7 +131,7 @@ def dumps(data: dict[str, Any]) -> str:
     text = json.dumps(head, indent=2, ensure_ascii=False)
     if "items" not in data:
         return text + "\n"
-    items = ",\n".join("    " + json.dumps(i, ensure_ascii=False) for i in data["items"])
+    items = ",\n".join("    " + _encode(i) for i in data["items"])
     body = f'"items": [\n{items}\n  ]' if items else '"items": []'
     if not head:
         return "{\n  " + body + "\n}\n"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from acnedata import dedup, licensing, sorting
-from acnedata.catalog import FAILED, FOUND, QUEUED, REJECTED, STORED, Catalog
+from acnedata.catalog import FAILED, FOUND, QUEUED, REJECTED, STORED, Catalog, VerdictRow
 from acnedata.download import download_queued
 from acnedata.errors import AcnedataError, NetworkError
 from acnedata.export import export, final_label
@@ -21,9 +22,10 @@ from acnedata.http import HttpConfig, PoliteSession, is_public_host, redact
 from acnedata.manifest import atomic_write_text
 from acnedata.portals import PORTALS, PortalContext, PortalHit
 from acnedata.sources import SOURCES, SearchContext
-from acnedata.spec import DatasetSpec, spec_from_dict
+from acnedata.spec import DatasetSpec, LicencePolicy, spec_from_dict
 
 HASH_CHUNK = 512  # signatures computed and committed per batch
+SEARCH_BATCH = 50  # candidates recorded and committed per batch: what a kill may lose
 
 
 class StageProgress(Protocol):
@@ -225,50 +227,52 @@ class Collector:
         return dict(counts)
 
     def _add_candidates(self, found: Iterator[Any], counts: Counter[str], progress: Any) -> None:
-        """Record candidates, committing every 50 so a kill or an error loses at most 50 finds."""
-        db = self.catalog.db
-        db.execute("BEGIN")
+        """Record candidates in batches of SEARCH_BATCH, each committed, so a kill or an error
+        loses at most one batch of finds; what came before an error is kept."""
+        batch: list[Any] = []
         try:
-            for n, cand in enumerate(found, 1):
-                _, new = self.catalog.add_candidate(cand)
-                counts["new" if new else "again"] += 1
-                progress.advance()
-                if n % 50 == 0:
-                    db.execute("COMMIT")
-                    db.execute("BEGIN")
+            for cand in found:
+                batch.append(cand)
+                if len(batch) == SEARCH_BATCH:
+                    full, batch = batch, []  # emptied first: never recorded twice
+                    self._record_candidates(full, counts, progress)
         finally:
-            db.execute("COMMIT")
+            self._record_candidates(batch, counts, progress)
+
+    def _record_candidates(self, batch: list[Any], counts: Counter[str], progress: Any) -> None:
+        """One batch of candidates in one transaction, counted as new or found again."""
+        if not batch:
+            return
+        with self.catalog.transaction():
+            results = self.catalog.add_candidates(batch)
+        counts.update("new" if new else "again" for _, new in results)
+        progress.advance(len(batch))
 
     # --- 3. legal gate --------------------------------------------------------------------
     def gate(self) -> dict[str, int]:
         counts: Counter[str] = Counter()
-        rows = self.catalog.items("state = ?", (FOUND,))
-        with (
-            self.reporter.stage("licence gate", total=len(rows)) as progress,
-            self.catalog.transaction(),
-        ):
+        rows = self.catalog.items(
+            "state = ?", (FOUND,), columns="id, source, licence_raw, url, page_url"
+        )
+        judge = _licence_judge(self.spec.policy)
+        verdicts: list[VerdictRow] = []
+        with self.reporter.stage("licence gate", total=len(rows)) as progress:
             for row in rows:
-                raw = _json(row["licence_raw"])
-                spdx = licensing.normalise_fields(raw, source=row["source"])
-                verdict = licensing.verdict(spdx, self.spec.policy)
+                spdx, licence_url, verdict, commercial = judge(row["source"], row["licence_raw"])
+                decision, reason = verdict.decision, verdict.reason
                 refusal = licensing.refused_host(row["page_url"] or "") or licensing.refused_host(
                     row["url"]
                 )
-                decision, reason = verdict.decision, verdict.reason
                 if refusal:
                     decision, reason = "reject", refusal
-                t = licensing.terms(spdx)
-                self.catalog.set_verdict(
-                    row["id"],
-                    spdx=spdx,
-                    licence_url=_licence_url(raw) or t.url,
-                    verdict=decision,
-                    reason=reason,
-                    no_derivatives=verdict.no_derivatives,
-                    commercial=t.commercial,
-                )
+                verdicts.append(
+                    (row["id"], spdx, licence_url, decision, reason, verdict.no_derivatives,
+                     commercial)
+                )  # fmt: skip
                 counts[decision] += 1
-                progress.advance()
+            with self.catalog.transaction():
+                self.catalog.set_verdicts(verdicts)
+            progress.advance(len(rows))
         return dict(counts)
 
     # --- 4. download ----------------------------------------------------------------------
@@ -316,6 +320,7 @@ class Collector:
         need_hash = self.catalog.items(
             "state = ? AND (phash_alt IS NULL OR phash_alt NOT LIKE ?)",
             (STORED, dedup.Signature.PREFIX + "%"),
+            columns="id, file",
         )
         config = self.dedup_config()
         with self.reporter.stage("hash", total=len(need_hash)) as progress:
@@ -332,7 +337,11 @@ class Collector:
                             sig = result[2]
                             self.catalog.set_phash(row["id"], sig.phash, sig.to_text())
                 progress.advance(len(chunk))
-        rows = self.catalog.items("state = ?", (STORED,))
+        rows = self.catalog.items(
+            "state = ?",
+            (STORED,),
+            columns="id, sha256, phash, pixel_sha256, phash_alt, spdx, width, height",
+        )
         items = [
             dedup.DedupItem(
                 key=r["id"],
@@ -366,32 +375,43 @@ class Collector:
 
     # --- 6. sort --------------------------------------------------------------------------
     def sort(self) -> dict[str, int]:
-        rows = self.catalog.items("state = ? AND cluster IS NOT NULL", (STORED,))
+        rows = self.catalog.items(
+            "state = ? AND cluster IS NOT NULL",
+            (STORED,),
+            columns="id, cluster, title, description, tags, query, verdict, spdx",
+        )
         found_for = self.catalog.all_classes()
         cluster_classes: dict[str, set[str]] = {}
         for r in rows:
             cluster_classes.setdefault(r["cluster"], set()).update(found_for.get(r["id"], []))
         counts: Counter[str] = Counter()
         labels: list[tuple[int, str | None, str, str | None]] = []
+        # assign() depends on these inputs alone, and most rows share them (no title, one
+        # class): each distinct combination is assigned once.
+        assigned: dict[tuple, sorting.Assignment] = {}
         with self.reporter.stage("sort", total=len(rows)) as progress:
             for r in rows:
-                texts = [r["title"] or "", r["description"] or "", *_json(r["tags"], [])]
                 licence_review = (
                     f"licence {r['spdx']} needs a person's check"
                     if r["verdict"] == "review"
                     else None
                 )
-                a = sorting.assign(
-                    self.spec,
-                    found_for=found_for.get(r["id"], []),
-                    cluster_classes=cluster_classes[r["cluster"]],
-                    texts=texts,
-                    query=r["query"],
-                    licence_review=licence_review,
-                )
+                found, classes = found_for.get(r["id"], []), cluster_classes[r["cluster"]]
+                key = (tuple(found), frozenset(classes), r["title"], r["description"], r["tags"],
+                       r["query"], licence_review)  # fmt: skip
+                a = assigned.get(key)
+                if a is None:
+                    a = assigned[key] = sorting.assign(
+                        self.spec,
+                        found_for=found,
+                        cluster_classes=classes,
+                        texts=[r["title"] or "", r["description"] or "", *_json(r["tags"], [])],
+                        query=r["query"],
+                        licence_review=licence_review,
+                    )
                 labels.append((r["id"], a.label, a.reason, a.review))
                 counts["review" if a.review else "assigned"] += 1
-                progress.advance()
+            progress.advance(len(rows))
         with self.catalog.transaction():
             self.catalog.set_labels(labels)
         return dict(counts)
@@ -435,7 +455,11 @@ class Collector:
 
     def summary(self) -> Summary:
         cat = self.catalog
-        rows = cat.items("state = ?", (STORED,))
+        rows = cat.items(
+            "state = ?",
+            (STORED,),
+            columns="cluster, duplicate_of, decision, review, label, verdict",
+        )
         reps = [r for r in rows if r["duplicate_of"] is None and r["cluster"]]
         dup_clusters = {r["cluster"] for r in rows if r["duplicate_of"] is not None}
         per_class = Counter(
@@ -468,6 +492,24 @@ def _rank(row: Any) -> tuple:
     t = licensing.terms(row["spdx"] or "NOASSERTION")
     permissive = (t.commercial is True) + t.derivatives + (not t.share_alike)
     return (-(row["width"] or 0) * (row["height"] or 0), -permissive, row["id"])
+
+
+# spdx, licence URL, the policy's verdict and whether commercial use is allowed
+LicenceJudgement = tuple[str, str | None, licensing.Verdict, bool | None]
+
+
+def _licence_judge(policy: LicencePolicy) -> Callable[[str, str], LicenceJudgement]:
+    """judge(source, licence_raw JSON) → LicenceJudgement, each distinct pair worked out once:
+    most items of a run share their licence fields, and reading them is most of the gate."""
+
+    @functools.cache
+    def judge(source: str, licence_raw: str) -> LicenceJudgement:
+        raw = _json(licence_raw)
+        spdx = licensing.normalise_fields(raw, source=source)
+        t = licensing.terms(spdx)
+        return spdx, _licence_url(raw) or t.url, licensing.verdict(spdx, policy), t.commercial
+
+    return judge
 
 
 def _licence_url(raw: dict[str, Any]) -> str | None:

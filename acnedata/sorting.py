@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from acnedata.spec import DatasetSpec
 
@@ -13,6 +14,10 @@ def fold(text: str) -> str:
     """Case- and accent-insensitive form (NFKD splits Hangul into jamo, the same on both sides)."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+# A spec's terms are folded for every item scored: once each is enough.
+_fold_term = lru_cache(maxsize=4096)(fold)
 
 
 @dataclass(frozen=True)
@@ -28,7 +33,7 @@ def score_text(spec: DatasetSpec, texts: Iterable[str]) -> dict[str, ClassScore]
     scores = {}
     for cls in spec.classes:
         terms = {*cls.all_terms(), cls.name, *cls.aliases}
-        matched = tuple(sorted(t for t in terms if fold(t) in haystack))
+        matched = tuple(sorted(t for t in terms if _fold_term(t) in haystack))
         scores[cls.name] = ClassScore(cls.name, float(len(matched)), matched)
     return scores
 
@@ -36,7 +41,7 @@ def score_text(spec: DatasetSpec, texts: Iterable[str]) -> dict[str, ClassScore]
 def excluded_terms(spec: DatasetSpec, klass: str, texts: Iterable[str]) -> list[str]:
     haystack = fold(" | ".join(t for t in texts if t))
     cls = spec.class_named(klass)
-    return [t for t in cls.exclude if fold(t) in haystack]
+    return [t for t in cls.exclude if _fold_term(t) in haystack]
 
 
 SEARCH_WEIGHT = 2.0  # being found by a class's own search counts as two matching terms

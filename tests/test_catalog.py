@@ -150,3 +150,58 @@ def test_record_downloads_writes_what_one_call_per_item_would(tmp_path):
     assert rows[True] == rows[False]
     assert rows[True][0][:4] == (STORED, None, 0, 2)
     assert rows[True][2][:4] == ("failed", "http 404", 0, 3)
+
+
+def _dump(cat: Catalog) -> list[list[tuple]]:
+    """Both tables row by row, without the found_at timestamp."""
+    cur = cat.db.execute("SELECT * FROM items ORDER BY id")
+    names = [d[0] for d in cur.description]
+    items = [tuple(v for k, v in zip(names, r, strict=True) if k != "found_at") for r in cur]
+    classes = [tuple(r) for r in cat.db.execute("SELECT * FROM item_classes ORDER BY rowid")]
+    return [items, classes]
+
+
+def test_add_candidates_gives_what_add_candidate_one_by_one_gives(tmp_path):
+    # Repeats within the list, a key known before, and more candidates than one key lookup takes.
+    cands = [cand(str(n % 700), "papular" if n % 3 else "pustular", f"q{n}") for n in range(1300)]
+    cands.insert(5, cand("known", "nodular"))
+    results, dumps = [], []
+    for batched in (False, True):
+        with Catalog.open(tmp_path / str(batched)) as cat:
+            cat.add_candidate(cand("known", "papular"))
+            if batched:
+                results.append(cat.add_candidates(cands))
+            else:
+                results.append([cat.add_candidate(c) for c in cands])
+            dumps.append(_dump(cat))
+    assert results[0] == results[1]
+    assert dumps[0] == dumps[1]
+    # What one-by-one recording means: ids in order of first sight, new only the first time,
+    # and each (item, class) keeps the query it was first found by.
+    ids, expected, first_query = {"commons:known": 1}, [], {(1, "papular"): "q"}
+    for c in cands:
+        new = c.key not in ids
+        item_id = ids.setdefault(c.key, len(ids) + 1)
+        expected.append((item_id, new))
+        first_query.setdefault((item_id, c.searched_class), c.query)
+    assert results[1] == expected
+    assert {(i, k): q for i, k, q in dumps[1][1]} == first_query
+
+
+def test_set_verdicts_sets_each_row_and_never_undoes_a_download(tmp_path):
+    with Catalog.open(tmp_path) as cat:
+        a, b, c = (cat.add_candidate(cand(x, "papular"))[0] for x in "abc")
+        cat.mark_stored(c, file="f", sha256="s", original_sha256="s", pixel_sha256=None,
+                        fmt="JPEG", width=1, height=1, size=1)  # fmt: skip
+        cat.set_verdicts([
+            (a, "CC-BY-4.0", "https://l/", "allow", "ok", False, True),
+            (b, "CC-BY-NC-ND-4.0", None, "reject", "nd", True, False),
+            (c, "NOASSERTION", None, "review", "none", True, None),
+        ])  # fmt: skip
+        columns = "state, spdx, licence_url, verdict, verdict_reason, no_derivatives, commercial"
+        rows = [tuple(r) for r in cat.items(columns=columns)]
+    assert rows == [
+        (QUEUED, "CC-BY-4.0", "https://l/", "allow", "ok", 0, 1),
+        (REJECTED, "CC-BY-NC-ND-4.0", None, "reject", "nd", 1, 0),
+        (STORED, None, None, None, None, None, None),
+    ]

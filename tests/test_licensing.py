@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -606,6 +607,9 @@ def test_default_policy_never_lets_nc_or_nd_through_the_wildcard() -> None:
         ("https://commons.wikimedia.org/wiki/File:Acne.jpg", None),
         ("", None),
         ("http://[::1", None),  # unparseable
+        ("HTTPS://WWW.DERMIS.NET/X", "dermis.net"),
+        ("https://derm\tis.net/x", "dermis.net"),  # urlsplit drops tabs and newlines
+        ("https://example.org/?from=dermis.net", None),  # named, but not as the host
     ],
 )
 def test_refused_host(url: str, refused: str | None) -> None:
@@ -617,6 +621,38 @@ def test_refused_host(url: str, refused: str | None) -> None:
 
 
 # --- Attribution --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://upload.wikimedia.org/a/b%20c.jpg?x=1#f",
+        "http://127.0.0.1:8080/img/1.jpg",
+        "file:///tmp/x/y.png",
+        "https://h/dir/",
+        "https://h",
+        "https://h#/a.jpg",
+        "https://h/a/./",
+        "https://h/a\tb/c.jpg",
+        "https://hé.example/a.jpg",
+        "https://[::1]/a.jpg",
+        "HTTP://H/A.JPG",
+        "//h/a.jpg",
+        "mailto:x@y",
+        "relative/path.jpg",
+        "",
+        " https://h/a.jpg",
+    ],
+)
+def test_url_path_is_urlsplits_path(url: str) -> None:
+    assert licensing._url_path(url) == urlsplit(url).path
+
+
+@pytest.mark.parametrize(
+    "path", ["", "/", "a", "/a/b", "/a/b/", "a//b//", "/a/.", "/a/..", ".", "//x"]
+)
+def test_last_name_is_pure_posix_name(path: str) -> None:
+    assert licensing._last_name(path) == PurePosixPath(path).name
 
 
 def _item(

@@ -8,9 +8,11 @@ import pytest
 from imagefactory import make_image
 
 from acnedata.catalog import Catalog
-from acnedata.errors import NetworkError
+from acnedata.errors import NetworkError, SourceError
 from acnedata.manifest import load_manifest
 from acnedata.pipeline import Collector, NullReporter
+from acnedata.sources import SOURCES
+from acnedata.sources.base import Candidate
 from acnedata.spec import load_spec
 
 
@@ -254,3 +256,24 @@ def test_public_api_without_contact_is_refused_before_any_request(tmp_path):
     ):
         col.collect()
     assert col.session.request_count() == 0
+
+
+class _FailsMidway:
+    """A source that finds 120 candidates (20 of them twice), then fails."""
+
+    name = "urllist"
+
+    def candidates(self, ctx):
+        for n in range(120):
+            url = f"http://h/{n % 100}.jpg"
+            yield Candidate(source="urllist", source_id=url, url=url, searched_class="papular")
+        raise SourceError("the server went away")
+
+
+def test_a_source_that_fails_midway_keeps_what_it_found(tmp_path, monkeypatch):
+    monkeypatch.setitem(SOURCES, "urllist", _FailsMidway)
+    with Collector(load_spec(write_spec(tmp_path, [])), tmp_path / "out") as col:
+        assert col.search() == {"new": 100, "again": 20}
+        assert col.catalog.count() == 100
+        assert col.catalog.get_meta("source_errors") == ["urllist: the server went away"]
+        assert col.catalog.get_meta("search_done:urllist") is None  # asked again next run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +56,18 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         rows = list(csv.DictReader(text.splitlines()))
     out = []
     for n, row in enumerate(rows, 1):
-        norm = {
-            COLUMN_ALIASES.get(str(k).strip().lower(), str(k).strip().lower()): _str(v)
-            for k, v in row.items()
-            if k is not None
-        }
+        norm = {_field_name(k): _str(v) for k, v in row.items() if k is not None}
         if not norm.get("url"):
             raise SourceError(f"{path}: row {n} has no url; every row needs a url column")
         out.append(norm)
     return out
+
+
+@lru_cache(maxsize=256)  # every row repeats the same few column names
+def _field_name(column: Any) -> str:
+    """Our field name for a column: its alias, else the name itself, trimmed and lower-cased."""
+    name = str(column).strip().lower()
+    return COLUMN_ALIASES.get(name, name)
 
 
 def _str(value: Any) -> str:
