@@ -181,6 +181,23 @@ def probe(port: int, count: int, seconds: float = 3.0) -> float:
     return total / seconds
 
 
+def file_creation_ms(folder: Path, files: int = 500) -> float:
+    """CPU milliseconds to create one small file in a new subfolder of folder (files kept).
+
+    On ext4 without a journal, as here, creating a file skips every inode of its group that
+    was deleted in the last minutes, one by one: after a big delete nearby this rises from
+    ~0.05 ms to ~0.6 ms, which would weigh on both tools for reasons of their own.
+    """
+    target = folder / "creation-probe"
+    target.mkdir()
+    start = time.process_time()
+    for i in range(files):
+        fd = os.open(target / f"{i}.tmp", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, b"x" * 4096)
+        os.close(fd)
+    return (time.process_time() - start) * 1e3 / files
+
+
 def _tree_rss(root_pid: int) -> int:
     """Resident memory (bytes) of a process and all its descendants, read from /proc."""
     parents: dict[int, int] = {}
@@ -287,10 +304,17 @@ def main() -> None:
     ap.add_argument("--i2d-venv", type=Path, default=I2D_VENV, help="img2dataset's virtualenv")
     ap.add_argument("--skip-img2dataset", action="store_true", help="time acnedata only")
     ap.add_argument("--keep", action="store_true", help="keep the output folders")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        help="folder to hold the run's nginx config and outputs (default: the system temp folder)",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="runs per tool, alternating")
     args = ap.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="acnedata-bench-"))
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="acnedata-bench-", dir=args.work))
     work.chmod(0o755)  # nginx's worker runs as an unprivileged user and must reach www/
     www = (args.data or work / "www").resolve()
     try:
@@ -313,6 +337,13 @@ def main() -> None:
                 w.writerows([u] for u in urls)
 
             print(f"page cache: every file read in {warm_cache(www / 'img', args.count):.1f} s")
+            creation = file_creation_ms(work)
+            print(f"file creation in {work}: {creation:.3f} ms of CPU per file")
+            if creation > 0.2:
+                print(
+                    "warning: creating files is slow here (many files were deleted nearby in "
+                    "the last minutes); both tools pay for it"
+                )
             probe_rate = probe(nginx.port, args.count)
             print(f"nginx probe: {probe_rate:.0f} req/s (bare keep-alive client, 2 processes)")
 
