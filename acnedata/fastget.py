@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
 import select
 import socket
@@ -10,6 +11,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -24,6 +26,8 @@ _PLAIN_TARGET = frozenset(
 )
 
 _Key = tuple[str, str, int]
+# (address family, socket address) pairs from getaddrinfo, vetted by the caller
+Addresses = tuple[tuple[int, tuple[Any, ...]], ...]
 
 
 def as_requests_error(exc: BaseException, *, connecting: bool = False) -> rex.RequestException:
@@ -61,14 +65,21 @@ class Connections:
         self._caches: list[OrderedDict[_Key, http.client.HTTPConnection]] = []
         self._tls: ssl.SSLContext | None = None
 
-    def take(self, key: _Key, timeout: float) -> http.client.HTTPConnection:
-        """A connected connection to the origin: a kept-alive one if it is still open."""
+    def take(
+        self, key: _Key, timeout: float, addresses: Addresses | None = None, *, fresh: bool = False
+    ) -> tuple[http.client.HTTPConnection, bool]:
+        """(a connected connection to the origin, whether it is a kept-alive one).
+
+        A kept-alive one is reused while it is still open, unless `fresh`. A new connection
+        goes to `addresses` when given (no second DNS lookup), else to whatever the host name
+        resolves to.
+        """
         cache = self._cache()
         conn = cache.pop(key, None)
-        if conn is not None and conn.sock is not None and not _dropped(conn.sock):
+        if conn is not None and not fresh and conn.sock is not None and not _dropped(conn.sock):
             if conn.sock.gettimeout() != timeout:
                 conn.sock.settimeout(timeout)
-            return conn
+            return conn, True
         if conn is not None:
             conn.close()
         scheme, host, port = key
@@ -76,12 +87,15 @@ class Connections:
             conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context())
         else:
             conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        if addresses:
+            # http.client opens its socket through this attribute; TLS still checks the name
+            conn._create_connection = functools.partial(_connect_to, addresses)  # type: ignore[attr-defined]
         try:
             conn.connect()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise as_requests_error(exc, connecting=True) from None
-        return conn
+        return conn, False
 
     def give_back(self, key: _Key, conn: http.client.HTTPConnection) -> None:
         cache = self._cache()
@@ -113,6 +127,28 @@ class Connections:
             # The CA bundle requests verifies against, so both paths trust the same roots.
             self._tls = ssl.create_default_context(cafile=requests.certs.where())
         return self._tls
+
+
+def _connect_to(
+    addresses: Addresses,
+    address: tuple[str, int],
+    timeout: float | None = None,
+    source_address: tuple[str, int] | None = None,
+) -> socket.socket:
+    """socket.create_connection to the first of `addresses` that answers, on address's port."""
+    error: OSError | None = None
+    for family, sockaddr in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect((sockaddr[0], address[1], *sockaddr[2:]))
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error or OSError("no address to connect to")
 
 
 def _dropped(sock: socket.socket) -> bool:
@@ -235,10 +271,18 @@ def new_pool(per_thread: int = CONNECTIONS_PER_THREAD) -> Connections:
     return Connections(per_thread)
 
 
-def get(pool: Connections, url: str, headers: Mapping[str, str], timeout: float) -> LeanResponse:
+def get(
+    pool: Connections,
+    url: str,
+    headers: Mapping[str, str],
+    timeout: float,
+    *,
+    addresses: Addresses | None = None,
+) -> LeanResponse:
     """One GET, body not read yet, no redirect followed; raises requests exceptions.
 
-    The caller has checked the URL (http or https, with a host, no user:password@).
+    The caller has checked the URL (http or https, with a host, no user:password@) and, when
+    it gives `addresses`, resolved and vetted the host: a new connection goes there.
     """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -249,14 +293,23 @@ def get(pool: Connections, url: str, headers: Mapping[str, str], timeout: float)
         target += "?" + parts.query
     if not _PLAIN_TARGET.issuperset(target):
         target = requote_uri(target)  # spaces and non-ASCII, percent-encoded as requests does
-    conn = pool.take(key, timeout)
-    try:
-        conn.putrequest("GET", target, skip_accept_encoding=True)
-        for name, value in headers.items():
-            conn.putheader(name, value)
-        conn.endheaders()
-        response = conn.getresponse()
-    except (OSError, http.client.HTTPException, UnicodeError, ValueError) as exc:
-        conn.close()
-        raise as_requests_error(exc) from None
-    return LeanResponse(response, url, conn, key, pool)
+    conn, reused = pool.take(key, timeout, addresses)
+    while True:
+        try:
+            conn.putrequest("GET", target, skip_accept_encoding=True)
+            for name, value in headers.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            response = conn.getresponse()
+            return LeanResponse(response, url, conn, key, pool)
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            # A kept-alive connection the server closed just as we reused it: not one byte
+            # of an answer came, so the GET goes once more on a new connection (RFC 9110
+            # 9.2.2 allows it for idempotent requests; browsers do the same).
+            conn.close()
+            if not reused:
+                raise as_requests_error(exc) from None
+            conn, reused = pool.take(key, timeout, addresses, fresh=True)
+        except (OSError, http.client.HTTPException, UnicodeError, ValueError) as exc:
+            conn.close()
+            raise as_requests_error(exc) from None

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from imagefactory import make_image, to_bytes
 
+from acnedata import fastget
 from acnedata.http import HttpConfig, PoliteSession
 
 JPEG = to_bytes(make_image(1, (64, 64)), "JPEG")
@@ -30,6 +31,7 @@ class KeepAliveServer:
     def __init__(self) -> None:
         self.seen: list[tuple[int, str]] = []
         self.lock = threading.Lock()
+        self.drop_next: set[int] = set()  # client ports whose next request gets no answer
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,8 +41,17 @@ class KeepAliveServer:
                 pass
 
             def do_GET(self) -> None:
+                port = self.client_address[1]
                 with server.lock:
-                    server.seen.append((self.client_address[1], self.path))
+                    server.seen.append((port, self.path))
+                    dropped = port in server.drop_next
+                    server.drop_next.discard(port)
+                if dropped:  # closed without a byte of answer, as an idle timeout would
+                    self.close_connection = True
+                    return
+                if self.path.startswith("/arm"):
+                    with server.lock:
+                        server.drop_next.add(port)
                 server.answer(self)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -174,3 +185,47 @@ def test_an_untrusted_certificate_is_refused(tmp_path: Path):
         srv.httpd.server_close()
     assert not result.ok and result.reason == "connection error: TLS error"
     assert srv.seen == []  # the handshake failed: no request was sent
+
+
+def test_a_new_connection_goes_to_the_vetted_addresses_without_asking_dns(server):
+    # ".invalid" never resolves (RFC 2606): only the addresses given can reach the server.
+    port = server.httpd.server_address[1]
+    vetted = ((socket.AF_INET, ("127.0.0.1", 0)),)
+    pool = fastget.new_pool()
+    try:
+        resp = fastget.get(
+            pool, f"http://images.invalid:{port}/img/1.jpg", {}, 2.0, addresses=vetted
+        )
+        body = b"".join(resp.iter_content(65536))
+        resp.close()
+    finally:
+        pool.clear()
+    assert resp.status_code == 200 and body == JPEG
+    assert server.seen[-1][1] == "/img/1.jpg"
+
+
+def test_dns_answers_are_cached_per_host_for_the_private_address_guard(server, monkeypatch):
+    lookups: list[str] = []
+    real = socket.getaddrinfo
+
+    def counting(host, *args, **kwargs):
+        lookups.append(host)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    url = server.url("/img/1.jpg").replace("127.0.0.1", "localhost")
+    with session(allow_private=False) as s:
+        results = [s.fetch(url) for _ in range(3)]
+    assert all(r.reason and r.reason.startswith("private address refused") for r in results)
+    assert lookups == ["localhost"]  # one lookup, then the cached answer
+    assert server.seen == []
+
+
+def test_a_kept_alive_connection_closed_as_it_is_reused_gets_the_request_again(server):
+    with session(max_retries=0) as s:
+        armed = s.fetch(server.url("/arm/1.jpg"))
+        result = s.fetch(server.url("/img/2.jpg"))
+    assert armed.ok and result.ok and result.content == JPEG
+    (port_a, first), (port_b, second), (port_c, third) = server.seen
+    assert (first, second, third) == ("/arm/1.jpg", "/img/2.jpg", "/img/2.jpg")
+    assert port_a == port_b != port_c  # unanswered on the old connection, answered on a new one
