@@ -257,7 +257,7 @@ def test_token_bucket_rate_per_host(tmp_path):
     # every 50 ms; the 30th image cannot start before 0.5 s after the first.
     for i, t in enumerate(starts):
         assert t - starts[0] >= (i - 19) / 20 - 0.03, i
-    assert starts[-1] - starts[0] <= 2.0
+    assert starts[-1] - starts[0] <= 4.0  # not throttled beyond the bucket (ideal: 0.55 s)
 
 
 class FakeClock:
