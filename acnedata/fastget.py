@@ -38,7 +38,7 @@ def as_requests_error(exc: BaseException, *, connecting: bool = False) -> rex.Re
     """
     if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError
         return rex.ConnectTimeout(exc) if connecting else rex.ReadTimeout(exc)
-    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+    if isinstance(exc, ssl.SSLError):  # certificate failures included
         return rex.SSLError(exc)
     if isinstance(exc, http.client.IncompleteRead):
         return rex.ChunkedEncodingError(exc)
