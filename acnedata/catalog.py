@@ -115,16 +115,9 @@ def _item_values(c: Candidate, found_at: str) -> tuple[Any, ...]:
 VerdictRow = tuple[int, str, str | None, str, str, bool, bool | None]
 
 
-def _verdict_params(
-    item_id: int,
-    spdx: str,
-    licence_url: str | None,
-    verdict: str,
-    reason: str,
-    no_derivatives: bool,
-    commercial: bool | None,
-) -> tuple[Any, ...]:
+def _verdict_params(row: VerdictRow) -> tuple[Any, ...]:
     """One verdict as the values of Catalog._VERDICT_SQL; it never undoes a download."""
+    item_id, spdx, licence_url, verdict, reason, no_derivatives, commercial = row
     state = REJECTED if verdict == "reject" else QUEUED
     commercial_int = None if commercial is None else int(commercial)
     return (spdx, licence_url, verdict, reason, int(no_derivatives), commercial_int, state,
@@ -319,7 +312,7 @@ class Catalog:
     def set_verdicts(self, verdicts: Iterable[VerdictRow]) -> None:
         """set_verdict for many items in one statement, each as (item id, spdx, licence_url,
         verdict, reason, no_derivatives, commercial)."""
-        self.db.executemany(self._VERDICT_SQL, [_verdict_params(*v) for v in verdicts])
+        self.db.executemany(self._VERDICT_SQL, [_verdict_params(v) for v in verdicts])
 
     # --- download -------------------------------------------------------------------------
     _STORED_SQL = (

@@ -50,7 +50,8 @@ def as_requests_error(exc: BaseException, *, connecting: bool = False) -> rex.Re
 
 
 class Connections:
-    """Keep-alive http.client connections, one set per thread.
+    """Keep-alive http.client connections for get(), one set per thread; TLS verified against
+    the CA bundle requests uses.
 
     http.client connections are not thread-safe; giving each download thread its own keeps
     them lock-free, and one connection per thread and origin matches the per-host concurrency
@@ -264,11 +265,6 @@ class LeanResponse:
         else:
             self._response.close()
             conn.close()
-
-
-def new_pool(per_thread: int = CONNECTIONS_PER_THREAD) -> Connections:
-    """Kept-alive connections for get(); verifies TLS against the CA bundle requests uses."""
-    return Connections(per_thread)
 
 
 def get(

@@ -376,7 +376,7 @@ class PoliteSession:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._env_proxies = bool(requests.utils.getproxies())
-        self._pool = fastget.new_pool()  # bare GETs (see _send_plain)
+        self._pool = fastget.Connections()  # bare GETs (see _send_plain)
         self._plain_headers = {
             **requests.utils.default_headers(),
             "User-Agent": self.user_agent,
@@ -605,7 +605,7 @@ class PoliteSession:
             try:
                 session = self._session()
                 if params is None and headers is None and json_body is None and auth is None:
-                    resp = self._send_plain(session, method, url, vetted)
+                    resp = self._send_plain(session, method, url, parts, vetted)
                 else:
                     resp = session.request(
                         method,
@@ -648,7 +648,12 @@ class PoliteSession:
                 yield
 
     def _send_plain(
-        self, session: requests.Session, method: str, url: str, vetted: Addresses | None
+        self,
+        session: requests.Session,
+        method: str,
+        url: str,
+        parts: SplitResult,
+        vetted: Addresses | None,
     ) -> requests.Response:
         """A bare GET (bulk image downloads) on fastget's kept-alive http.client connections.
 
@@ -662,7 +667,7 @@ class PoliteSession:
         connection goes to the addresses the private-address guard vetted, not to a second
         DNS answer that could differ (DNS rebinding).
         """
-        if self._env_proxies or method != "GET" or "@" in urlsplit(url).netloc:
+        if self._env_proxies or method != "GET" or "@" in parts.netloc:
             return session.request(
                 method, url, timeout=self.config.timeout, allow_redirects=False, stream=True
             )

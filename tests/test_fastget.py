@@ -191,7 +191,7 @@ def test_a_new_connection_goes_to_the_vetted_addresses_without_asking_dns(server
     # ".invalid" never resolves (RFC 2606): only the addresses given can reach the server.
     port = server.httpd.server_address[1]
     vetted = ((socket.AF_INET, ("127.0.0.1", 0)),)
-    pool = fastget.new_pool()
+    pool = fastget.Connections()
     try:
         resp = fastget.get(
             pool, f"http://images.invalid:{port}/img/1.jpg", {}, 2.0, addresses=vetted
