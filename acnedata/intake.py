@@ -99,20 +99,43 @@ def finish_many(
     bodies: list[Body], settings: IntakeSettings, journal: Journal | None
 ) -> list[Outcome]:
     """finish() for several bodies, signed together: batched signatures cost a fraction each."""
-    outcomes, pixels = [], []
+    outcomes, to_sign = [], []
     for body in bodies:
-        outcome, rgb = _store(body, settings, journal)
+        outcome, gray = store_body(body, settings, journal)
         outcomes.append(outcome)
-        if rgb is not None:
-            pixels.append((outcome, rgb))
-    if pixels:
-        try:
-            grays = [dedup.signature_gray(rgb) for _, rgb in pixels]
-            for (outcome, _), sig in zip(pixels, dedup.signatures(grays), strict=True):
-                outcome.phash, outcome.signature = sig.phash, sig.to_text()
-        except Exception:  # the dedup stage hashes the stored files instead
-            pass
+        if gray is not None:
+            to_sign.append((outcome, gray))
+    sign(to_sign)
     return outcomes
+
+
+def store_body(
+    body: Body, settings: IntakeSettings, journal: Journal | None
+) -> tuple[Outcome, Image.Image | None]:
+    """Validate, journal and store one body: (outcome, the small grayscale copy to sign, if any).
+
+    The copy is what dedup.signatures() works from; it is a few kB, so a caller can hold many
+    of them and sign them in one batch with sign().
+    """
+    outcome, rgb = _store(body, settings, journal)
+    if rgb is None:
+        return outcome, None
+    try:
+        return outcome, dedup.signature_gray(rgb)
+    except Exception:  # unsigned: the dedup stage hashes the stored file instead
+        return outcome, None
+
+
+def sign(pending: list[tuple[Outcome, Image.Image]]) -> None:
+    """Give each outcome the dedup signature of its grayscale copy (store_body), in one batch."""
+    if not pending:
+        return
+    try:
+        sigs = dedup.signatures([gray for _, gray in pending])
+    except Exception:  # the dedup stage hashes the stored files instead
+        return
+    for (outcome, _), sig in zip(pending, sigs, strict=True):
+        outcome.phash, outcome.signature = sig.phash, sig.to_text()
 
 
 def _store(

@@ -18,20 +18,29 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from acnedata.intake import Body, IntakeSettings, Journal, Outcome, finish_many
+from PIL import Image
 
-QUEUE_PER_PROCESS = 16  # bodies sent but not finished, per process: enough to never run dry
-SIGN_BATCH = 16  # bodies a process finishes and signs together, when that many are waiting
-THREADS_PER_PROCESS = 2  # one decodes while the other writes; two runs each: 810/710 vs 708/714
+from acnedata.intake import Body, IntakeSettings, Journal, Outcome, sign, store_body
+
+QUEUE_PER_PROCESS = 32  # bodies sent but not finished, per process: twice a signing batch
+SIGN_BATCH = 16  # outcomes a process signs and sends back together, while more keep coming
+# The products a store process computes are tiny; BLAS threads would only spin beside the
+# other processes, which already keep every core busy.
+_CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def _child_main(tasks: Connection, results: Connection) -> None:
-    """The store process: finish every body it is sent, until the pipe is closed."""
+    """The store process: finish every body it is sent, until the pipe is closed.
+
+    One thread does it all. Outcomes are held back, and signed and sent together, while more
+    bodies are already waiting in the pipe (up to SIGN_BATCH): signing in batches costs a
+    fraction per image, and every message wakes a thread in the parent. When the pipe is
+    empty, whatever is held goes out at once, so a slow trickle of downloads is not delayed.
+    """
     # Ctrl-C reaches the whole process group; the parent decides what to keep, so a child
     # finishes what it was sent and stops when the parent closes the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -40,46 +49,46 @@ def _child_main(tasks: Connection, results: Connection) -> None:
     except (EOFError, OSError):
         return
     journal = Journal(settings.journal) if settings.journal else None
-    send_lock = threading.Lock()
-    orphaned = threading.Event()
+    held: list[Outcome] = []
+    to_sign: list[tuple[Outcome, Image.Image]] = []
+    orphaned = False
 
-    def finish_and_send(bodies: list[Body]) -> None:
-        try:
-            outcomes = finish_many(bodies, settings, journal)
-        except Exception as exc:  # never leave the parent waiting for these items
-            reason = f"internal error: {type(exc).__name__}: {exc}"
-            outcomes = [Outcome(b.item_id, False, reason, attempts=b.attempts) for b in bodies]
-        if not outcomes or orphaned.is_set():
-            return
-        with send_lock:
-            try:  # one message per batch: every message wakes a thread in the parent
-                results.send([dataclasses.astuple(o) for o in outcomes])
+    def send_held() -> None:
+        nonlocal orphaned
+        sign(to_sign)
+        to_sign.clear()
+        if held and not orphaned:
+            try:
+                results.send([dataclasses.astuple(o) for o in held])
             except OSError:
                 # The parent was killed. Bodies still in the pipe were downloaded already:
                 # store them anyway, for the journal lets the next run adopt them.
-                orphaned.set()
+                orphaned = True
+        held.clear()
 
-    # Two threads: while one waits on the filesystem (creating a file can wait for the ext4
-    # journal), the other decodes.
-    with ThreadPoolExecutor(max_workers=THREADS_PER_PROCESS) as pool:
-        try:
-            while True:
-                try:
-                    batch = [tasks.recv()]
-                    # Whatever else is already waiting, signed together (see finish_many).
-                    while batch[-1] is not None and len(batch) < SIGN_BATCH and tasks.poll():
-                        batch.append(tasks.recv())
-                except (EOFError, OSError):
-                    return  # the parent is gone (or done): nothing more will come
-                bodies = [Body(*task) for task in batch if task is not None]
-                if bodies:
-                    pool.submit(finish_and_send, bodies)
-                if batch[-1] is None:
-                    return
-        finally:
-            pool.shutdown(wait=True)
-            if journal is not None:
-                journal.close()
+    try:
+        while True:
+            try:
+                task = tasks.recv()
+            except (EOFError, OSError):
+                return  # the parent is gone: nothing more will come
+            if task is None:
+                return
+            body = Body(*task)
+            try:
+                outcome, gray = store_body(body, settings, journal)
+            except Exception as exc:  # never leave the parent waiting for this item
+                reason = f"internal error: {type(exc).__name__}: {exc}"
+                outcome, gray = Outcome(body.item_id, False, reason, attempts=body.attempts), None
+            held.append(outcome)
+            if gray is not None:
+                to_sign.append((outcome, gray))
+            if len(held) >= SIGN_BATCH or not tasks.poll():
+                send_held()
+    finally:
+        send_held()
+        if journal is not None:
+            journal.close()
 
 
 @dataclass
@@ -111,6 +120,7 @@ def _start(inherit_fds: tuple[int, ...]) -> tuple[subprocess.Popen[bytes], Conne
             pass_fds=(task_r, result_w, *inherit_fds),
             stdin=subprocess.DEVNULL,
             close_fds=True,
+            env={**os.environ, **_CHILD_ENV},
         )
     finally:
         os.close(task_r)  # the child's ends: closing ours lets EOF reach each side

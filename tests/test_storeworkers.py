@@ -112,3 +112,37 @@ def test_a_killed_process_fails_what_it_held_and_another_takes_the_rest(tmp_path
     finally:
         pool.close()
     assert queue.empty()
+
+
+def test_an_outcome_is_not_held_back_waiting_for_a_full_batch(tmp_path):
+    # A process signs and sends outcomes in batches while more bodies are waiting; a slow
+    # trickle of downloads must still get each outcome back at once, not when 16 have come.
+    queue: SimpleQueue[Outcome] = SimpleQueue()
+    pool = StorePool(settings(tmp_path), 1, queue.put)
+    try:
+        for i in range(3):
+            assert pool.submit(Body(i, f"u{i}", jpeg(i), "image/jpeg"))
+            (outcome,) = collect(queue, 1, timeout=20)
+            assert outcome.item_id == i and outcome.ok and outcome.signature
+    finally:
+        pool.close()
+
+
+def test_a_stream_of_bodies_is_signed_in_batches_with_the_same_results(tmp_path):
+    # Enough bodies at once that the process holds outcomes back and signs several together:
+    # every body still comes back exactly once, signed as finish() signs it alone.
+    bodies = [Body(i, f"http://x/{i}.jpg", jpeg(i), "image/jpeg") for i in range(40)]
+    expected = {
+        b.item_id: finish(Body(*vars(b).values()), settings(tmp_path / "a"), None) for b in bodies
+    }
+    queue: SimpleQueue[Outcome] = SimpleQueue()
+    pool = StorePool(settings(tmp_path / "b"), 1, queue.put)
+    try:
+        for b in bodies:
+            assert pool.submit(b)
+        got = collect(queue, len(bodies))
+    finally:
+        pool.close()
+    assert sorted(o.item_id for o in got) == sorted(expected)
+    for o in got:
+        assert o.ok and o.signature == expected[o.item_id].signature
