@@ -249,13 +249,15 @@ def _download(
 
             def top_up() -> None:
                 # Two items per download thread waiting: a thread never waits for this one.
-                nonlocal expected, fetching
-                fetching = {f for f in fetching if not f.done()}
+                # A finished future removes itself (no scan of every future per outcome).
+                nonlocal expected
                 while len(fetching) < 2 * workers and not should_stop():
                     nxt = next(todo, None)
                     if nxt is None:
                         return
-                    fetching.add(pool.submit(work, nxt))
+                    future = pool.submit(work, nxt)
+                    fetching.add(future)
+                    future.add_done_callback(fetching.discard)
                     expected += 1
 
             def record(outcome: Outcome) -> None:
@@ -280,7 +282,7 @@ def _download(
                 # Ctrl-C: start nothing new (items still waiting for a thread are cancelled),
                 # but keep what is in flight: those bodies are downloaded, and dropping them
                 # would mean downloading them again. Store processes ignore SIGINT for this.
-                expected -= sum(f.cancel() for f in fetching)
+                expected -= sum(f.cancel() for f in list(fetching))
                 while received < expected:
                     record(finished.get())
                 raise
