@@ -361,6 +361,10 @@ def main() -> None:
                     tools.append(("img2dataset", i2d_cmd(i2d, i2d_csv, out_i2d)))
                 for name, (cmd, out, pattern) in tools:
                     warm_cache(www / "img", args.count)
+                    # img2dataset never syncs: without this, its run's ~0.5 GB of dirty pages
+                    # would be written back during the next run, whose own flushes (acnedata
+                    # syncs the filesystem before every catalog commit) would pay for it.
+                    os.sync()
                     log = work / f"{name}-{n}.log"
                     load = os.getloadavg()[0]
                     run = timed(name, cmd, log, lambda o=out, g=pattern: sum(1 for _ in o.glob(g)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import sys
@@ -77,6 +78,7 @@ def main() -> None:
             for n in range(args.repeat):
                 for processes in choices:
                     warm_cache(www / "img", args.count)
+                    os.sync()  # no dirty pages of an earlier run are written back during this one
                     out = work / f"out-{n}-{processes}"
                     run_once(base, args.count, args.workers, processes, out)
     finally:
