@@ -36,8 +36,8 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.
 ProcessesOpt = Annotated[
     int | None,
     typer.Option(
-        help="Processes that validate, store and hash downloads (default: one per CPU for "
-        "200+ items; 0: in the download threads)."
+        help="Processes that validate, store and hash downloads (default: one per CPU plus one "
+        "for 200+ items; 0: in the download threads)."
     ),
 ]
 

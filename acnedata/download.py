@@ -159,7 +159,7 @@ def download_queued(
     """Download every queued item; results are committed in batches, at most BATCH_SECONDS late.
 
     `workers` threads download; `processes` store processes validate, store and sign what they
-    download (None: one per CPU for a queue of MIN_ITEMS_FOR_PROCESSES or more, else none;
+    download (None: one per CPU plus one for a queue of MIN_ITEMS_FOR_PROCESSES or more, else none;
     0: the download threads do it themselves). Only this thread writes to the catalog, and a
     row is committed only after its file was renamed into place and flushed to disk, so a kill
     at any moment leaves rows that match the files on disk: a stored row always has its file,
@@ -197,8 +197,19 @@ def process_count(processes: int | None, queued: int) -> int:
         return 0
     if processes is not None:
         return max(0, processes)
-    cpus = os.cpu_count() or 1
-    return cpus if cpus > 1 and queued >= MIN_ITEMS_FOR_PROCESSES else 0
+    cpus = usable_cpus()
+    # One more than the cores: this process also needs CPU (the downloads), and while a store
+    # process waits for its next body another keeps the core busy. On 2 cores, 3 processes
+    # stored 1,044-1,162 images/s against 971-1,092 for 2, in four alternating pairs.
+    return cpus + 1 if cpus > 1 and queued >= MIN_ITEMS_FOR_PROCESSES else 0
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a container's or taskset's limit, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _download(

@@ -93,8 +93,8 @@ class NetworkSpec:
     concurrency: int = 2  # downloads in flight at once, across all hosts
     per_host_concurrency: int = 2  # of those, at most this many to any one host
     rate: float = 0.0  # per-host token bucket, requests/s (0: min_interval alone paces)
-    # Store processes that validate, store and sign downloads; None: one per CPU for runs of
-    # 200 items or more; 0: the download threads do it themselves.
+    # Store processes that validate, store and sign downloads; None: one per CPU plus one for
+    # runs of 200 items or more; 0: the download threads do it themselves.
     processes: int | None = None
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from queue import Empty, SimpleQueue
 
@@ -11,6 +13,7 @@ import pytest
 from imagefactory import make_image, to_bytes
 
 from acnedata import dedup
+from acnedata.download import process_count, usable_cpus
 from acnedata.intake import Body, IntakeSettings, Outcome, finish
 from acnedata.spec import Limits
 from acnedata.storeworkers import StorePool
@@ -146,3 +149,23 @@ def test_a_stream_of_bodies_is_signed_in_batches_with_the_same_results(tmp_path)
     assert sorted(o.item_id for o in got) == sorted(expected)
     for o in got:
         assert o.ok and o.signature == expected[o.item_id].signature
+
+
+def test_default_process_count_is_one_per_usable_cpu_plus_one():
+    cpus = usable_cpus()
+    assert process_count(None, 10_000) == (cpus + 1 if cpus > 1 else 0)
+    assert process_count(None, 10) == 0  # a small run: starting processes costs more
+    assert process_count(0, 10_000) == 0 and process_count(3, 10) == 3  # as asked
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux CPU affinity")
+def test_usable_cpus_follows_the_affinity_limit_not_the_machine():
+    # A container or `taskset` may give a process one CPU of many: one store process per CPU
+    # of the machine would then fight over it.
+    code = (
+        "import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
+        "from acnedata.download import usable_cpus, process_count; "
+        "print(usable_cpus(), process_count(None, 10_000))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "0"]
