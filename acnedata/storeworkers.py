@@ -27,6 +27,9 @@ from PIL import Image
 from acnedata.intake import Body, IntakeSettings, Journal, Outcome, sign, store_body
 
 QUEUE_PER_PROCESS = 32  # bodies sent but not finished, per process: twice a signing batch
+# ... and their bytes: large photos need fewer in flight to keep a process busy, and 32 bodies of
+# up to 25 MB (the default byte cap) per process would hold gigabytes.
+BYTES_PER_PROCESS = 64 * 2**20
 SIGN_BATCH = 16  # outcomes a process signs and sends back together, while more keep coming
 # The products a store process computes are tiny; BLAS threads would only spin beside the
 # other processes, which already keep every core busy.
@@ -100,9 +103,34 @@ class _Child:
     # Sending has its own lock: a send blocks while the pipe is full, and the reader thread
     # must still be able to take results off the other pipe meanwhile.
     send_lock: threading.Lock = field(default_factory=threading.Lock)
-    outstanding: dict[int, int] = field(default_factory=dict)  # item id -> attempts
+    outstanding: dict[int, tuple[int, int]] = field(default_factory=dict)  # id -> attempts, size
     alive: bool = True
     reader: threading.Thread | None = None
+
+
+class _Budget:
+    """Room for bodies in flight, bounded in number and in bytes (a body that alone exceeds
+    the bytes still goes when nothing else is in flight)."""
+
+    def __init__(self, count: int, nbytes: int):
+        self._max_count, self._max_bytes = count, nbytes
+        self._count = self._bytes = 0
+        self._changed = threading.Condition()
+
+    def take(self, size: int) -> None:
+        with self._changed:
+            while self._count >= self._max_count or (
+                self._count and self._bytes + size > self._max_bytes
+            ):
+                self._changed.wait()
+            self._count += 1
+            self._bytes += size
+
+    def give_back(self, size: int, count: int = 1) -> None:
+        with self._changed:
+            self._count -= count
+            self._bytes -= size
+            self._changed.notify_all()
 
 
 def _start(inherit_fds: tuple[int, ...]) -> tuple[subprocess.Popen[bytes], Connection, Connection]:
@@ -131,10 +159,10 @@ def _start(inherit_fds: tuple[int, ...]) -> tuple[subprocess.Popen[bytes], Conne
 class StorePool:
     """N store processes fed over pipes; every outcome goes to `deliver`, from reader threads.
 
-    submit() blocks while every process has QUEUE_PER_PROCESS bodies waiting (back-pressure on
-    the downloads) and returns False when no process is alive, for the caller to finish the
-    body itself. A process that dies (a crash in a decoder, say) fails the items it held with
-    a retryable reason; the others carry on.
+    submit() blocks while QUEUE_PER_PROCESS bodies or BYTES_PER_PROCESS bytes per process are
+    waiting (back-pressure on the downloads) and returns False when no process is alive, for
+    the caller to finish the body itself. A process that dies (a crash in a decoder, say)
+    fails the items it held with a retryable reason; the others carry on.
     """
 
     def __init__(
@@ -146,7 +174,7 @@ class StorePool:
         inherit_fds: tuple[int, ...] = (),
     ):
         self._deliver = deliver
-        self._slots = threading.Semaphore(processes * QUEUE_PER_PROCESS)
+        self._room = _Budget(processes * QUEUE_PER_PROCESS, processes * BYTES_PER_PROCESS)
         self._pick = threading.Lock()
         self._children: list[_Child] = []
         for n in range(processes):
@@ -166,16 +194,17 @@ class StorePool:
 
     def submit(self, body: Body) -> bool:
         """Send a body to the least busy live process; False if none is alive."""
-        self._slots.acquire()
+        size = len(body.data)
+        self._room.take(size)
         while True:
             with self._pick:
                 live = [c for c in self._children if c.alive]
                 if not live:
-                    self._slots.release()
+                    self._room.give_back(size)
                     return False
                 child = min(live, key=lambda c: len(c.outstanding))
                 with child.lock:
-                    child.outstanding[body.item_id] = body.attempts
+                    child.outstanding[body.item_id] = (body.attempts, size)
             task = (body.item_id, body.url, body.data, body.content_type, body.attempts)
             try:
                 with child.send_lock:
@@ -196,10 +225,9 @@ class StorePool:
                 break
             outcomes = [Outcome(*fields) for fields in msg]
             with child.lock:
-                for outcome in outcomes:
-                    child.outstanding.pop(outcome.item_id, None)
+                sizes = [child.outstanding.pop(o.item_id, (0, 0))[1] for o in outcomes]
             if outcomes:
-                self._slots.release(len(outcomes))
+                self._room.give_back(sum(sizes), len(outcomes))
             for outcome in outcomes:
                 self._deliver(outcome)
         # The pipe closed: a clean stop leaves nothing outstanding; a crash fails what it held.
@@ -209,8 +237,8 @@ class StorePool:
             child.alive = False
             lost, child.outstanding = child.outstanding, {}
         code = child.process.returncode
-        for item_id, attempts in lost.items():
-            self._slots.release()
+        for item_id, (attempts, size) in lost.items():
+            self._room.give_back(size)
             self._deliver(
                 Outcome(
                     item_id,

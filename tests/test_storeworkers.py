@@ -6,17 +6,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from queue import Empty, SimpleQueue
 
 import pytest
 from imagefactory import make_image, to_bytes
 
-from acnedata import dedup
+from acnedata import dedup, storeworkers
 from acnedata.download import process_count, usable_cpus
 from acnedata.intake import Body, IntakeSettings, Outcome, finish
 from acnedata.spec import Limits
-from acnedata.storeworkers import StorePool
+from acnedata.storeworkers import StorePool, _Budget
 
 
 def settings(tmp_path, journal: bool = False) -> IntakeSettings:
@@ -169,3 +170,36 @@ def test_usable_cpus_follows_the_affinity_limit_not_the_machine():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1", "0"]
+
+
+def test_the_budget_bounds_bytes_in_flight_but_lets_one_oversized_body_through():
+    budget = _Budget(count=10, nbytes=100)
+    budget.take(60)
+    second = threading.Event()
+    waiter = threading.Thread(target=lambda: (budget.take(50), second.set()))
+    waiter.start()
+    assert not second.wait(0.3), "60 + 50 bytes went in flight under a 100-byte budget"
+    budget.give_back(60)
+    assert second.wait(10)
+    waiter.join()
+    budget.give_back(50)
+    alone = threading.Thread(target=budget.take, args=(500,), daemon=True)
+    alone.start()  # alone and over the budget: it must not wait forever
+    alone.join(10)
+    assert not alone.is_alive(), "a body bigger than the whole budget waits forever"
+
+
+def test_large_bodies_are_held_back_by_bytes_not_only_by_count(tmp_path, monkeypatch):
+    # Photos of many megabytes: 32 of them per process would hold gigabytes in flight.
+    monkeypatch.setattr(storeworkers, "BYTES_PER_PROCESS", 1)  # every body is "large"
+    queue: SimpleQueue[Outcome] = SimpleQueue()
+    pool = StorePool(settings(tmp_path), 1, queue.put)
+    most = 0
+    try:
+        for i in range(5):
+            assert pool.submit(Body(i, f"big{i}", jpeg(i, (2400, 2000)), "image/jpeg"))
+            most = max(most, len(pool._children[0].outstanding))
+        assert all(o.ok for o in collect(queue, 5))
+    finally:
+        pool.close()
+    assert most == 1
