@@ -20,11 +20,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
-
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from acnedata.intake import Body, IntakeSettings, Journal, Outcome, sign, store_body
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 QUEUE_PER_PROCESS = 32  # bodies sent but not finished, per process: twice a signing batch
 # ... and their bytes: large photos need fewer in flight to keep a process busy, and 32 bodies of
