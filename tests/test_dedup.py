@@ -500,3 +500,19 @@ def test_exif_orientation_is_applied_before_hashing():
     tagged = to_bytes(stored, "JPEG", quality=95, exif=exif)
     upright = signature(to_bytes(img, "JPEG", quality=95))
     assert hamming(signature(tagged).phash, upright.phash) <= 4
+
+
+@pytest.mark.parametrize(
+    ("size", "why"),
+    [((300, 300), "stretched to a square"), ((640, 336), "squeezed to 70% of its height")],
+)
+def test_an_aspect_changing_resize_joins_its_original(size, why):
+    photo = make_image(3, size=(640, 480), seed=12)
+    resized = photo.resize(size, Image.Resampling.LANCZOS)
+    assert hamming(perceptual_hash(photo), perceptual_hash(resized)) <= 2  # pHash sees a copy
+    assert similarity(signature(photo), signature(resized)) >= DEFAULT_CONFIG.verify_threshold, why
+    result = cluster_items([_sig_item("photo", photo), _sig_item("resized", resized)])
+    assert result["photo"][0] == result["resized"][0], why
+    # Stretching a stranger to the photo's shape does not make it a copy.
+    stranger = make_image(4, size=(300, 300), seed=13)
+    assert similarity(signature(photo), signature(stranger)) < 0.9

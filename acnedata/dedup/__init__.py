@@ -152,7 +152,11 @@ def _fit(gray: Image.Image, side: int) -> Image.Image:
 # Every linear step (resize passes, rotations and crops) is then one sparse x dense product with
 # the batch as the contiguous axis, whose cost per image falls as B grows.
 
-_LANCZOS, _BOX = Image.Resampling.LANCZOS, Image.Resampling.BOX
+_LANCZOS, _BOX, _BILINEAR = (
+    Image.Resampling.LANCZOS,
+    Image.Resampling.BOX,
+    Image.Resampling.BILINEAR,
+)
 _PASS_PIXELS = 256 * 256  # bigger images are resized by Pillow itself (see _resize_ops)
 # One image up to this size gets dense products, small enough that OpenBLAS stays on one thread
 # (beyond 2**18 multiply-adds it starts more, which the other worker processes need).
@@ -868,14 +872,18 @@ def _warps(size: int, angles: tuple[float, ...], zooms: tuple[float, ...]) -> tu
     return sp.vstack([_warp_matrix(size, *a) for a in aligns]).tocsr(), len(aligns)
 
 
-def _canvas(thumb: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _canvas(thumb: bytes, size: int, stretch: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Thumbnail → (values, mask) on a size x size canvas, values = normalised average ranks.
 
     Ranks make the comparison blind to any monotone tone change (brightness, contrast, gamma,
     grayscale conversion); average ranks keep flat areas flat instead of inventing a gradient.
+    stretch: fill the whole canvas (aspect ratio dropped), for pairs whose shapes differ.
     """
     w, h = thumb[0], thumb[1]
     pix = np.frombuffer(thumb, dtype=np.uint8, offset=2, count=w * h)
+    if stretch and (w, h) != (size, size):
+        square = Image.frombytes("L", (w, h), pix.tobytes()).resize((size, size), _BILINEAR)
+        pix, w, h = np.asarray(square).ravel(), size, size
     counts = np.bincount(pix, minlength=256)
     below = np.cumsum(counts) - counts
     ranks = (below + counts / 2.0) / max(len(pix), 1)
@@ -885,6 +893,20 @@ def _canvas(thumb: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
     values[y0 : y0 + h, x0 : x0 + w] = ranks[pix].reshape(h, w)
     mask[y0 : y0 + h, x0 : x0 + w] = 1.0
     return values.ravel(), mask.ravel()
+
+
+def _aspects_differ(ta: bytes, tb: bytes) -> bool:
+    """True when two thumbnails' shapes differ by more than their rounding to even sides can.
+
+    An aspect-changing resize (a photo stretched to a square, as dataset exports do by default)
+    keeps pHash but not the letterboxed thumbnail; such pairs are compared stretched to a square.
+    A turn by 90° swaps the sides and is covered by the flips and turns instead.
+    """
+    (wa, ha), (wb, hb) = ta[:2], tb[:2]
+    if not (wa and ha and wb and hb):
+        return False
+    ra, rb = wa / ha, wb / hb
+    return min(abs(math.log(ra / rb)), abs(math.log(ra * rb))) > math.log(1.15)
 
 
 def _pick_thumbs(a: Signature, b: Signature) -> tuple[bytes, bytes]:
@@ -908,12 +930,13 @@ def _scores_for(
     warp, n_align = _warps(size, config.verify_angles, config.verify_zooms)
     npx = size * size
     out = np.full(len(pairs), -1.0)
-    by_first: dict[tuple[int, bool], list[int]] = defaultdict(list)
+    by_first: dict[tuple[int, bool, bool], list[int]] = defaultdict(list)
     for k, (i, j) in enumerate(pairs):
-        by_first[(i, bool(sigs[i].content and sigs[j].content))].append(k)
-    for (i, framed), ks in by_first.items():
+        ta, tb = _pick_thumbs(sigs[i], sigs[j])
+        by_first[(i, bool(sigs[i].content and sigs[j].content), _aspects_differ(ta, tb))].append(k)
+    for (i, framed, stretch), ks in by_first.items():
         ta = sigs[i].content if framed else sigs[i].thumb
-        va, ma = _canvas(ta, size)
+        va, ma = _canvas(ta, size, stretch)
         wm = (warp @ ma).reshape(n_align, npx)
         ok = (wm > 0.999).astype(np.float32)
         wa = (warp @ (va * ma)).reshape(n_align, npx) / np.maximum(wm, 1e-6) * ok
@@ -921,7 +944,7 @@ def _scores_for(
         cols = []
         for k in ks:
             _, tb = _pick_thumbs(sigs[i], sigs[pairs[k][1]])
-            vb, mb = _canvas(tb, size)
+            vb, mb = _canvas(tb, size, stretch)
             vb = vb * mb
             cols.append(np.stack([vb, mb, vb * vb], axis=1))
         prod = (left @ np.concatenate(cols, axis=1)).reshape(3, n_align, len(ks), 3)
