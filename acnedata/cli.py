@@ -72,6 +72,8 @@ def _print_summary(summary: Any) -> None:
         console.print(table)
     for line in summary.oversized_groups[:5]:  # plain lines: no wrapping, scripts read them
         typer.echo(f"oversized group: {line}")
+    if summary.split_conflict:
+        typer.echo(f"split conflict: {summary.split_conflict}")
     for line in summary.notes:
         typer.echo(line)
 

@@ -92,6 +92,7 @@ class Summary:
     groups: int = 0  # groups among the manifest's items (what a split keeps together)
     largest_group: int = 0  # items in the largest of them
     oversized_groups: list[str] = field(default_factory=list)  # one line each, see groups.py
+    split_conflict: str | None = None  # groups across the dataset's own splits, in one line
     notes: list[str] = field(default_factory=list)  # one-line remarks of the run (import)
 
 
@@ -483,7 +484,8 @@ class Collector:
         rows = cat.items(
             "state = ?",
             (STORED,),
-            columns="id, cluster, duplicate_of, decision, review, label, verdict, group_id",
+            columns="id, key, cluster, duplicate_of, decision, review, label, verdict, group_id, "
+            "split",
         )
         reps = [r for r in rows if r["duplicate_of"] is None and r["cluster"]]
         dup_clusters = {r["cluster"] for r in rows if r["duplicate_of"] is not None}
@@ -512,6 +514,9 @@ class Collector:
             largest_group=max(sizes.values(), default=0),
             oversized_groups=grouping.oversized_groups(
                 groups, {r["id"]: final_label(r) for r in kept}
+            ),
+            split_conflict=grouping.split_conflicts(
+                groups, {r["id"]: r["split"] for r in kept}, {r["id"]: r["key"] for r in kept}
             ),
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from acnedata.errors import AcnedataError, SourceError
 from acnedata.sources.base import Candidate
@@ -77,7 +77,7 @@ class CsvColumns:
 
 
 def csv_columns(
-    csv_path: object,
+    csv_path: Path,
     names: Sequence[str],
     used: set[int],
     *,
@@ -116,7 +116,7 @@ def csv_columns(
 
 
 def check_default_split(
-    csv_path: object, cols: CsvColumns, rows: Sequence[Sequence[str]], notes: list[str]
+    csv_path: Path, cols: CsvColumns, rows: Sequence[Sequence[str]], notes: list[str]
 ) -> None:
     """A `split` column found by its name but holding something else stays in `extra` only."""
     if cols.split is None or cols.split_given:
@@ -139,7 +139,7 @@ def check_default_split(
         cols.split = None
 
 
-def split_value(csv_path: object, cols: CsvColumns, row: Sequence[str], line: int) -> str | None:
+def split_value(csv_path: Path, cols: CsvColumns, row: Sequence[str], line: int) -> str | None:
     """The row's split, normalised; an unreadable one under --split-col is a one-line error."""
     if cols.split is None or cols.split >= len(row) or not row[cols.split].strip():
         return None

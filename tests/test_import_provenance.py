@@ -281,9 +281,15 @@ def test_refusal_names_the_group_and_an_item_on_each_side(tmp_path):
     splits = ["train", "test", "train"] + ["train"] * 3 + ["test"] * 3 + ["train"] * 3
     csv_path = roboflow_dataset(tmp_path / "rf", uploads=4, split=splits)
     out = tmp_path / "out"
-    assert import_cli(str(csv_path), "--out", str(out)).exit_code == 0
+    result = import_cli(str(csv_path), "--out", str(out))
+    assert result.exit_code == 0, result.output
     items = {Path(i["id"]).name: i for i in load_manifest(out).items}
     first, second = rf_name("photo-0-", 0), rf_name("photo-0-", 1)
+    # the import already says so, naming the group and an item on each side
+    assert (
+        f"split conflict: 1 group has items in more than one of the dataset's own splits (group "
+        f"{items[first]['group']}: {items[second]['id']} in test, {items[first]['id']} in train)"
+    ) in result.output
     assert items[first]["cluster"] != items[second]["cluster"]  # only the group joins them
     parts = split.split_items(list(items.values()), 0.3, 0)
     assert split.leaked_test_items(parts) == 1

@@ -109,3 +109,30 @@ def oversized_groups(
                     f"split can give {label} a {test_fraction:.0%} test share"
                 )
     return lines
+
+
+def split_conflicts(
+    groups: Mapping[int, str], splits: Mapping[int, str | None], names: Mapping[int, str]
+) -> str | None:
+    """One line if some group has items in two of the dataset's own splits, else None.
+
+    Such a group leaks whatever side it is trained on; acnemodel refuses the split. `names`
+    gives each item's id as the manifest shows it, to name one item on each side.
+    """
+    sides: dict[str, dict[str, int]] = defaultdict(dict)  # group → split → first item
+    for item_id in sorted(groups):
+        split = splits.get(item_id)
+        if split:
+            sides[groups[item_id]].setdefault(split, item_id)
+    spanning = sorted(g for g, by_split in sides.items() if len(by_split) > 1)
+    if not spanning:
+        return None
+    first = sides[spanning[0]]
+    (a_split, a), (b_split, b) = sorted(first.items())[:2]
+    many = f"{len(spanning)} groups have" if len(spanning) > 1 else "1 group has"
+    return (
+        f"{many} items in more than one of the dataset's own splits (group {spanning[0]}: "
+        f"{names[a]} in {a_split}, {names[b]} in {b_split}); a group must stay in one split "
+        "(acnemodel refuses one in both train and test): import with another --split-col, or "
+        "fix the split"
+    )
