@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from acnedata.catalog_groups import GroupStore, extra_json, migrate
 from acnedata.errors import CatalogError
 from acnedata.sources.base import Candidate
 
@@ -68,7 +69,12 @@ CREATE TABLE IF NOT EXISTS items (
     label TEXT,
     label_reason TEXT,
     review TEXT,
-    decision TEXT
+    decision TEXT,
+    -- provenance and groups (catalog_groups.py; older catalogs gain them on open)
+    group_key TEXT,
+    split TEXT,
+    extra TEXT,
+    group_id TEXT
 );
 CREATE INDEX IF NOT EXISTS items_state ON items(state);
 CREATE INDEX IF NOT EXISTS items_sha ON items(sha256);
@@ -108,6 +114,9 @@ def _item_values(c: Candidate, found_at: str) -> tuple[Any, ...]:
         c.searched_class,
         c.label_hint,
         found_at,
+        c.group_key,
+        c.split,
+        extra_json(c.extra),
     )
 
 
@@ -124,7 +133,7 @@ def _verdict_params(row: VerdictRow) -> tuple[Any, ...]:
             item_id, FOUND, REJECTED, QUEUED)  # fmt: skip
 
 
-class Catalog:
+class Catalog(GroupStore):
     """SQLite working store in `<out>/catalog.sqlite` (WAL mode, one writer)."""
 
     def __init__(self, path: str | Path):
@@ -139,6 +148,7 @@ class Catalog:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(_SCHEMA)
+            migrate(self.db)
         except sqlite3.DatabaseError as exc:
             raise CatalogError(
                 f"{self.path}: not a usable catalog ({exc}); "
@@ -192,7 +202,7 @@ class Catalog:
     _INSERT_ITEM = (
         "INSERT INTO items(key, source, source_id, url, page_url, title, description, "
         "author, attribution, licence_raw, tags, query, searched_class, label_hint, "
-        "found_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        "found_at, group_key, split, extra) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     )
     _INSERT_CLASS = "INSERT OR IGNORE INTO item_classes(item_id, class, query) VALUES(?,?,?)"
 

@@ -70,6 +70,12 @@ def _print_summary(summary: Any) -> None:
         console.print(portal_table(summary.portals))
     for table in summary_tables(summary):
         console.print(table)
+    for line in summary.oversized_groups[:5]:  # plain lines: no wrapping, scripts read them
+        typer.echo(f"oversized group: {line}")
+    if summary.split_conflict:
+        typer.echo(f"split conflict: {summary.split_conflict}")
+    for line in summary.notes:
+        typer.echo(line)
 
 
 def _load(spec: str, contact: str | None, allow_private: bool = False) -> Any:
@@ -249,6 +255,26 @@ def import_(
     labels: Annotated[Path | None, typer.Option(help="CSV with file,label columns.")] = None,
     title: Annotated[str | None, typer.Option(help="Dataset title.")] = None,
     page_url: Annotated[str | None, typer.Option(help="The dataset's landing page.")] = None,
+    group_col: Annotated[
+        str | None,
+        typer.Option(
+            help="CSV column whose value groups items (a patient, a photo): a split keeps a "
+            "group on one side."
+        ),
+    ] = None,
+    split_col: Annotated[
+        str | None,
+        typer.Option(
+            help="CSV column holding the dataset's own split (default: a column named split)."
+        ),
+    ] = None,
+    group_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Regex on each file name; its first group (or the match) is the group key. "
+            "Default: Roboflow export names are grouped by upload."
+        ),
+    ] = None,
     contact: ContactOpt = None,
     allow_private: Annotated[bool, typer.Option(help="Allow loopback/private addresses.")] = False,
     quiet: QuietOpt = False,
@@ -272,6 +298,9 @@ def import_(
         title=title,
         page_url=page_url,
         labels_csv=labels,
+        group_col=group_col,
+        split_col=split_col,
+        group_from=group_from,
         contact=contact,
         session=session,
         reporter=RichReporter(quiet),
@@ -469,14 +498,19 @@ def dedup(
 
                 col.spec = replace(col.spec, phash_threshold=threshold)
             counts = col.dedup()
+            grouped = col.group()
             sorted_counts = col.sort()
+            oversized = col.summary().oversized_groups
         if as_json:
-            typer.echo(json.dumps({**counts, **sorted_counts}))
+            typer.echo(json.dumps({**counts, **grouped, **sorted_counts}))
         else:
             console.print(
                 f"{counts['duplicates']} duplicates in {counts['stored']} stored images; "
+                f"{grouped['groups']} groups (largest {grouped['largest_group']} items); "
                 f"{sorted_counts.get('review', 0)} items need review"
             )
+            for line in oversized[:5]:
+                typer.echo(f"oversized group: {line}")
         return
     from acnedata.dedup import dedup_paths
 

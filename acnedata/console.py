@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from acnedata.dedup.groups import DEFAULT_TEST_FRACTION
 from acnedata.pipeline import PortalReport, Summary
 
 console = Console(stderr=False, highlight=False)
@@ -139,6 +140,16 @@ def summary_tables(s: Summary) -> list[Table]:
         "duplicates",
         str(s.duplicates),
         f"in {s.clusters_with_duplicates} clusters; one kept per cluster",
+    )
+    too_large = (
+        f"; {len(s.oversized_groups)} too large for a {DEFAULT_TEST_FRACTION:.0%} test share"
+        if s.oversized_groups
+        else ""
+    )
+    main.add_row(
+        "groups",
+        str(s.groups),
+        f"largest holds {s.largest_group} items; a split keeps each group on one side{too_large}",
     )
     main.add_row("conflicts", str(s.conflicts), "cross-class: kept out until reviewed")
     main.add_row("in review", str(s.review), _reasons(s.review_reasons[:3]))

@@ -11,6 +11,8 @@ from typing import Any
 
 from acnedata import __version__
 from acnedata.catalog import STORED, Catalog
+from acnedata.catalog_groups import parse_extra
+from acnedata.dedup.groups import group_id_of
 from acnedata.licensing import terms, write_attribution
 from acnedata.manifest import SCHEMA_VERSION, load_manifest, resolve_path, write_manifest
 from acnedata.spec import DatasetSpec
@@ -30,7 +32,7 @@ def final_label(row: sqlite3.Row) -> str | None:
 RECORD_COLUMNS = (
     "key, file, sha256, original_sha256, width, height, format, label, label_reason, review, "
     "decision, cluster, phash, source, url, page_url, title, query, retrieved_at, spdx, "
-    "licence_url, author, attribution, no_derivatives, verdict"
+    "licence_url, author, attribution, no_derivatives, verdict, group_id, split, extra"
 )
 
 
@@ -64,6 +66,8 @@ def item_record(row: sqlite3.Row) -> dict[str, Any]:
             f"reviewed: {row['decision']}" if row["decision"] else row["label_reason"] or ""
         ),
         "cluster": row["cluster"],
+        # a catalog grouped before groups existed: a lone cluster is its own group
+        "group": row["group_id"] or group_id_of(row["cluster"]),
         "phash": row["phash"] or "",
         "source": {
             "name": row["source"],
@@ -82,6 +86,11 @@ def item_record(row: sqlite3.Row) -> dict[str, Any]:
             "commercial": t.commercial,
         },
     }
+    if row["split"]:
+        record["split"] = row["split"]
+    extra = parse_extra(row["extra"])
+    if extra is not None:
+        record["extra"] = extra
     return record
 
 

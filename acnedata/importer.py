@@ -21,6 +21,14 @@ from acnedata.errors import AcnedataError, SourceError
 from acnedata.http import HttpConfig, PoliteSession, redact
 from acnedata.licensing import NOASSERTION, normalise, normalise_fields, terms, verdict
 from acnedata.pipeline import Collector, Reporter, Summary
+from acnedata.provenance import (
+    apply_name_keys,
+    check_default_split,
+    csv_columns,
+    group_regex,
+    normalise_split,
+    split_value,
+)
 from acnedata.sources.base import Candidate
 from acnedata.sources.folder import IMAGE_SUFFIXES, folder_candidates
 from acnedata.spec import DatasetSpec, spec_from_dict
@@ -39,6 +47,7 @@ JUNK_NAMES = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db"})
 META_SUFFIXES = frozenset({".csv", ".tsv", ".json", ".jsonl", ".txt", ".md", ".cff", ".bib"})
 FILE_COLUMNS = ("file", "file_name", "filename", "path", "image", "image_path")
 LABEL_COLUMNS = ("label", "class", "category")
+_ITEM_COLUMNS = ("title", "author", "page_url")  # other CSV columns read into the item itself
 LICENCE_EXAMPLES = "CC-BY-4.0, CC-BY-SA-4.0, CC0-1.0, CC-BY-NC-4.0, LicenseRef-KOGL-Type-1"
 _ZENODO_RECORD = re.compile(r"^/(?:api/)?records?/(\d+)/?$")
 _CHUNK = 1 << 20
@@ -79,6 +88,9 @@ def import_dataset(
     reporter: Reporter | None = None,
     contact: str | None = None,
     max_extract_bytes: int = MAX_EXTRACT_BYTES,
+    group_col: str | None = None,
+    split_col: str | None = None,
+    group_from: str | None = None,
 ) -> Summary:
     """Import a dataset into `out_dir` through the normal pipeline and write its manifest.
 
@@ -91,8 +103,17 @@ def import_dataset(
     network. Every item gets `licence` (which the generated policy allows and nothing else),
     `author`, `page_url`, and `citation` as its attribution, so they reach the manifest and
     ATTRIBUTION.md. `session` (or one made with `contact`) is used for URLs only.
+
+    Provenance: a CSV's `group_col` gives each item a group key (items with one key stay on
+    one side of a split), `split_col` (default: a column named `split`) its split, and its
+    other columns are kept as the item's `extra`. `group_from`, a regex, takes the key from
+    each file name instead; without either, Roboflow export names are grouped by upload.
+    Split folders (train/, test/, ...) give their items that split.
     """
     spdx = resolve_licence(licence)
+    pattern = group_regex(group_from)
+    if group_col is not None and pattern is not None:
+        raise AcnedataError("--group-col and --group-from both given; use one of them")
     out_dir = Path(out_dir)
     staging = out_dir / IMPORT_DIR
     about = _About(author, citation, title, page_url)
@@ -122,6 +143,7 @@ def import_dataset(
         root = local
     root = root.resolve()
 
+    notes: list[str] = []
     if labels_csv is not None:
         labels_csv = Path(labels_csv)
         if not labels_csv.exists() and (root / labels_csv).is_file():
@@ -133,16 +155,26 @@ def import_dataset(
             author=about.author,
             page_url=about.page_url,
             citation=about.citation,
+            group_col=group_col,
+            split_col=split_col,
+            notes=notes,
         )
         if skipped and reporter is not None:
             reporter.note(f"{labels_csv}: {skipped} rows without a label were left out")
         origin = root
     else:
+        for option, value in (("--group-col", group_col), ("--split-col", split_col)):
+            if value is not None:
+                raise AcnedataError(
+                    f"{option} {value}: needs a labels CSV (import the CSV, or give --labels)"
+                )
         origin, cands = _class_folder_candidates(root, spdx, about)
     if not cands:
         raise AcnedataError(
             f"{root}: no images found; expected {root}/<class>/<image> (or give --labels CSV)"
         )
+    if group_col is None:
+        apply_name_keys(cands, pattern, notes)
 
     spec = import_spec(
         cands,
@@ -158,11 +190,18 @@ def import_dataset(
     _refuse_other_catalog(out_dir, spec)
     with Collector(spec, out_dir, reporter=reporter) as col:
         with col.catalog.transaction():
-            col.catalog.add_candidates(cands)
+            ids = col.catalog.add_candidates(cands)
+            # an import run again with other provenance options replaces the first run's
+            col.catalog.set_provenance(
+                (item_id, c.group_key, c.split, c.extra)
+                for (item_id, _), c in zip(ids, cands, strict=True)
+            )
         # The candidates are in: a later `collect`/resume must not search the folder again
         # (FolderSource knows no citation and would not find CSV-labelled files).
         col.catalog.set_meta("search_done:folder", spec.sha256)
-        return col.build()  # the folder counts as searched: build starts at the licence gate
+        summary = col.build()  # the folder counts as searched: build starts at the licence gate
+    summary.notes = notes + summary.notes
+    return summary
 
 
 def import_spec(
@@ -261,6 +300,7 @@ def _class_folder_candidates(root: Path, spdx: str, about: _About) -> tuple[Path
         ):
             if prefix:  # train/x.jpg and test/x.jpg are different items
                 cand.source_id = f"{prefix}/{cand.source_id}"
+                cand.split = normalise_split(prefix)  # eval/ is too vague to say which
             cand.attribution = about.citation
             cands.append(cand)
     return (roots[0][1] if len(roots) == 1 else root), cands
@@ -274,12 +314,17 @@ def csv_candidates(
     author: str | None = None,
     page_url: str | None = None,
     citation: str | None = None,
+    group_col: str | None = None,
+    split_col: str | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[list[Candidate], int]:
     """Candidates from a CSV of labels; (candidates, rows without a label).
 
     Columns: a file column (file, file_name, path, ...) and a label column (label, class,
     category); optional title, author and page_url. Paths are relative to the CSV's folder or
-    to `root`, and must stay inside one of them.
+    to `root`, and must stay inside one of them. `group_col` and `split_col` (default: a
+    column named `split`) give each item its group key and split; the other columns are kept
+    as the item's `extra` (strings). Remarks for the user are appended to `notes`.
     """
     bases = list(dict.fromkeys([csv_path.resolve().parent, root.resolve()]))
     try:
@@ -303,6 +348,10 @@ def csv_candidates(
     def cell(row: list[str], name: str) -> str:
         at = header.index(name) if name in header else len(row)
         return row[at].strip() if at < len(row) else ""
+
+    read = {file_col, label_col} | {header.index(c) for c in _ITEM_COLUMNS if c in header}
+    cols = csv_columns(csv_path, rows[0], read, group_col=group_col, split_col=split_col)
+    check_default_split(csv_path, cols, rows[1:], notes if notes is not None else [])
 
     cands: list[Candidate] = []
     skipped = 0
@@ -329,6 +378,9 @@ def csv_candidates(
                 licence_raw={k: v for k, v in (("licence", spdx), ("citation", citation)) if v},
                 label_hint=label,
                 searched_class=label,
+                group_key=cols.group_key(row),
+                split=split_value(csv_path, cols, row, line),
+                extra=cols.extra_of(row),
             )
         )
     return cands, skipped

@@ -17,7 +17,9 @@ import jsonschema_rs
 
 from acnedata.errors import ManifestError
 
-SCHEMA_VERSION = "1.0"
+# 1.1: every item has a `group` (1.0 manifests, without it, still load: readers fall back to
+# the cluster), and may have `extra`
+SCHEMA_VERSION = "1.1"
 MANIFEST_NAME = "manifest.json"
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from acnedata import dedup, licensing, sorting
 from acnedata.catalog import FAILED, FOUND, QUEUED, REJECTED, STORED, Catalog, VerdictRow
+from acnedata.dedup import groups as grouping
 from acnedata.download import download_queued
 from acnedata.errors import AcnedataError, NetworkError
 from acnedata.export import export, final_label
@@ -88,6 +89,11 @@ class Summary:
     stopped_for_portal: bool = False
     download: dict[str, float] | None = None  # this run's stored/failed counts and seconds
     requests: int = 0
+    groups: int = 0  # groups among the manifest's items (what a split keeps together)
+    largest_group: int = 0  # items in the largest of them
+    oversized_groups: list[str] = field(default_factory=list)  # one line each, see groups.py
+    split_conflict: str | None = None  # groups across the dataset's own splits, in one line
+    notes: list[str] = field(default_factory=list)  # one-line remarks of the run (import)
 
 
 class Collector:
@@ -368,6 +374,23 @@ class Collector:
             "clusters": len({c for c, _ in clusters.values()}),
         }
 
+    def group(self) -> dict[str, int]:
+        """Write every stored item's group: its cluster joined with the clusters that share a
+        provenance key or a content link (catalog.region_links()) with it."""
+        rows = self.catalog.items(
+            "state = ? AND cluster IS NOT NULL", (STORED,), columns="id, cluster, group_key"
+        )
+        links = [(a, b) for a, b, *_ in self.catalog.region_links()]
+        with self.reporter.stage("group", total=len(rows)) as progress:
+            groups = grouping.assign_groups(
+                ((r["id"], r["cluster"], r["group_key"]) for r in rows), links
+            )
+            with self.catalog.transaction():
+                self.catalog.set_groups(groups)
+            progress.advance(len(rows))
+        sizes = grouping.group_sizes(groups)
+        return {"groups": len(sizes), "largest_group": max(sizes.values(), default=0)}
+
     def dedup_config(self) -> dedup.DedupConfig:
         return dedup.DedupConfig(
             hash_threshold=self.spec.phash_threshold, verify_threshold=self.spec.verify_threshold
@@ -418,6 +441,8 @@ class Collector:
 
     # --- 7. manifest ----------------------------------------------------------------------
     def write_manifest(self) -> Path:
+        if self.catalog.count("state = ? AND cluster IS NOT NULL AND group_id IS NULL", (STORED,)):
+            self.group()  # a catalog deduplicated before groups existed: every item needs one
         with self.reporter.stage("manifest", total=1) as progress:
             path = export(self.catalog, self.spec, self.out)
             progress.advance()
@@ -446,6 +471,7 @@ class Collector:
         counts = self.download(retry_failed=retry_failed)
         seconds = time.perf_counter() - started
         self.dedup()
+        self.group()
         self.sort()
         path = self.write_manifest()
         summary = self.summary()
@@ -458,16 +484,16 @@ class Collector:
         rows = cat.items(
             "state = ?",
             (STORED,),
-            columns="cluster, duplicate_of, decision, review, label, verdict",
+            columns="id, key, cluster, duplicate_of, decision, review, label, verdict, group_id, "
+            "split",
         )
         reps = [r for r in rows if r["duplicate_of"] is None and r["cluster"]]
         dup_clusters = {r["cluster"] for r in rows if r["duplicate_of"] is not None}
-        per_class = Counter(
-            final_label(r)
-            for r in reps
-            if final_label(r) and (r["verdict"] == "allow" or r["decision"])
-        )
+        kept = [r for r in reps if final_label(r) and (r["verdict"] == "allow" or r["decision"])]
+        per_class = Counter(final_label(r) for r in kept)
         review = [r for r in reps if r["review"] and not r["decision"]]
+        groups = {r["id"]: r["group_id"] for r in kept if r["group_id"]}
+        sizes = grouping.group_sizes(groups)
         return Summary(
             found=cat.count(),
             states=cat.count_by("state"),
@@ -484,6 +510,14 @@ class Collector:
                 line for name in self.spec.sources for line in cat.get_meta(f"skipped:{name}", [])
             ],
             requests=self.session.request_count(),
+            groups=len(sizes),
+            largest_group=max(sizes.values(), default=0),
+            oversized_groups=grouping.oversized_groups(
+                groups, {r["id"]: final_label(r) for r in kept}
+            ),
+            split_conflict=grouping.split_conflicts(
+                groups, {r["id"]: r["split"] for r in kept}, {r["id"]: r["key"] for r in kept}
+            ),
         )
 
 

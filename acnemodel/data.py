@@ -109,8 +109,8 @@ def load_dataset(
     """Read a manifest into train / validation / test tf.data datasets of (image, one-hot label).
 
     honest (default): split first — fixed `split` fields kept, the rest stratified by label and
-    grouped by cluster and parent — refuse if a cluster spans train and test, then augment the
-    training batches on the fly (never the items whose licence forbids derivatives).
+    grouped by `group` (else cluster) and parent — refuse if a group spans train and test, then
+    augment the training batches on the fly (never the items whose licence forbids derivatives).
     paper: expand the pool to `expand_to` items (default 20,793) first, then a random split, no
     further augmentation — copies of one photo land on both sides, as in the paper.
     Decoded pixels are cached in memory per arguments, so repeated calls decode once.

@@ -1,4 +1,4 @@
-"""Train/test splits grouped by duplicate cluster (and parent), stratified, seeded; pure Python."""
+"""Train/test splits grouped by content group (and cluster, parent), stratified, seeded."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ PARTS = ("train", "validation", "test")
 
 
 def group_keys(items: Sequence[Item]) -> dict[str, str]:
-    """Item id → group key: items sharing a cluster, or linked by `parent`, share a group.
+    """Item id → group key: items sharing a `group`, a cluster, or linked by `parent`, share one.
 
-    Expanded copies normally carry their parent's cluster already; the parent link also covers
-    copies written by other tools that gave them a cluster of their own.
+    An item without `group` (a manifest of schema 1.0) stands for its cluster. Expanded copies
+    normally carry their parent's group and cluster already; the parent link also covers copies
+    written by other tools that gave them ones of their own. The key is the smallest `group`
+    in the set, or its smallest cluster when none has a group, so it does not depend on order.
     """
     root: dict[str, str] = {}
 
@@ -34,17 +36,25 @@ def group_keys(items: Sequence[Item]) -> dict[str, str]:
             # the smaller name wins so the group key does not depend on item order
             root[max(ra, rb)] = min(ra, rb)
 
-    cluster_of = {item["id"]: item["cluster"] for item in items}
+    node_of = {item["id"]: "c:" + item["cluster"] for item in items}
     for item in items:
-        find(item["cluster"])
+        find(node_of[item["id"]])
+        if item.get("group"):
+            union(node_of[item["id"]], "g:" + item["group"])
         parent = item.get("parent")
-        if parent is not None and parent in cluster_of:
-            union(item["cluster"], cluster_of[parent])
-    return {item["id"]: find(item["cluster"]) for item in items}
+        if parent is not None and parent in node_of:
+            union(node_of[item["id"]], node_of[parent])
+    # root → its key: the smallest group in the set, else (a 1.0 manifest) the smallest cluster
+    best: dict[str, tuple[int, str]] = {}
+    for item in items:
+        top = find(node_of[item["id"]])
+        mine = (0, item["group"]) if item.get("group") else (1, item["cluster"])
+        best[top] = min(best.get(top, mine), mine)
+    return {item["id"]: best[find(node_of[item["id"]])][1] for item in items}
 
 
 def split_items(items: Sequence[Item], test_fraction: float, seed: int) -> dict[str, list[Item]]:
-    """Keep fixed `split` fields; split the rest stratified by label and grouped by cluster."""
+    """Keep fixed `split` fields; split the rest stratified by label and grouped by group."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test fraction must be between 0 and 1, not {test_fraction}")
     keys = group_keys(items)
@@ -96,7 +106,7 @@ def split_items(items: Sequence[Item], test_fraction: float, seed: int) -> dict[
 
 
 def random_split(items: Sequence[Item], test_fraction: float, seed: int) -> dict[str, list[Item]]:
-    """The paper's split: shuffle everything, cut at the fraction; clusters are ignored."""
+    """The paper's split: shuffle everything, cut at the fraction; groups are ignored."""
     order = list(items)
     random.Random(seed).shuffle(order)
     n_test = round(test_fraction * len(order))
@@ -105,29 +115,38 @@ def random_split(items: Sequence[Item], test_fraction: float, seed: int) -> dict
 
 def spanning_groups(parts: dict[str, list[Item]]) -> dict[str, tuple[int, int]]:
     """Group key → (train count, test count) for groups present on both sides."""
+    return {key: (len(a), len(b)) for key, (a, b) in _spanning(parts).items()}
+
+
+def _spanning(parts: dict[str, list[Item]]) -> dict[str, tuple[list[Item], list[Item]]]:
+    """Group key → (its train items, its test items) for groups present on both sides."""
     keys = group_keys([i for part in parts.values() for i in part])
-    train = Counter(keys[i["id"]] for i in parts["train"])
-    test = Counter(keys[i["id"]] for i in parts["test"])
+    train: dict[str, list[Item]] = defaultdict(list)
+    test: dict[str, list[Item]] = defaultdict(list)
+    for item in parts["train"]:
+        train[keys[item["id"]]].append(item)
+    for item in parts["test"]:
+        test[keys[item["id"]]].append(item)
     return {k: (train[k], test[k]) for k in sorted(train.keys() & test.keys())}
 
 
 def leaked_test_items(parts: dict[str, list[Item]]) -> int:
-    """How many test items have a duplicate or augmented relative in train."""
+    """How many test items share a group (content, provenance, duplicate, parent) with train."""
     keys = group_keys([i for part in parts.values() for i in part])
     train_keys = {keys[i["id"]] for i in parts["train"]}
     return sum(keys[i["id"]] in train_keys for i in parts["test"])
 
 
 def refuse_leaks(parts: dict[str, list[Item]], where: str) -> None:
-    """Raise LeakError naming the first cluster found on both sides of the split."""
-    spanning = spanning_groups(parts)
+    """Raise LeakError naming the first group found on both sides, with an item on each side."""
+    spanning = _spanning(parts)
     if spanning:
-        key, (n_train, n_test) = next(iter(spanning.items()))
+        key, (in_train, in_test) = next(iter(spanning.items()))
         more = f" (and {len(spanning) - 1} more)" if len(spanning) > 1 else ""
         raise LeakError(
-            f"{where}: cluster {key!r} has {n_train} item(s) in train and {n_test} in "
-            f"test{more}; refusing to train — give every item of a cluster the same "
-            "split"
+            f"{where}: group {key!r} has {len(in_train)} item(s) in train (e.g. "
+            f"{in_train[0]['id']!r}) and {len(in_test)} in test (e.g. {in_test[0]['id']!r})"
+            f"{more}; refusing to train — give every item of a group the same split"
         )
 
 

@@ -31,6 +31,11 @@ class Candidate:
     tags: list[str] = field(default_factory=list)
     width: int | None = None
     height: int | None = None
+    # provenance a dataset import keeps (see importer.py): what a split must keep together,
+    # the dataset's own split, and its other metadata columns
+    group_key: str | None = None
+    split: str | None = None
+    extra: dict[str, str] | None = None
 
     @property
     def key(self) -> str:
