@@ -14,6 +14,8 @@ ITEM_COLUMNS = (
     ("split", "TEXT"),  # train / validation / test, from the dataset's own split
     ("extra", "TEXT"),  # JSON object of the CSV's other columns, as strings
     ("group_id", "TEXT"),  # the computed group: what a split keeps together
+    ("mosaic", "TEXT"),  # why the image is a mosaic (tiled from several photos), else NULL
+    ("excluded", "TEXT"),  # why a policy keeps the item out of the manifest, else NULL
 )
 
 REGION_LINKS_SQL = """
@@ -82,6 +84,13 @@ class GroupStore:
             "SELECT a, b, relation, area_a, area_b, inliers FROM region_links ORDER BY a, b"
         )
         return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def set_mosaics(self, rows: Iterable[tuple[int, str | None, str | None]]) -> None:
+        """(item id, mosaic reason or None, exclusion reason or None) for many items."""
+        self.db.executemany(
+            "UPDATE items SET mosaic=?, excluded=? WHERE id=?",
+            ((mosaic, excluded, item_id) for item_id, mosaic, excluded in rows),
+        )
 
     def set_groups(self, groups: dict[int, str]) -> None:
         """group_id per item id; items not named keep theirs."""

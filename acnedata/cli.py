@@ -498,14 +498,19 @@ def dedup(
 
                 col.spec = replace(col.spec, phash_threshold=threshold)
             counts = col.dedup()
+            content = col.regions()
             grouped = col.group()
             sorted_counts = col.sort()
             oversized = col.summary().oversized_groups
+        regional = {"mosaics": content.mosaics, "excluded": content.excluded,
+                    "region_links": content.links, "relations": content.relations}  # fmt: skip
         if as_json:
-            typer.echo(json.dumps({**counts, **grouped, **sorted_counts}))
+            typer.echo(json.dumps({**counts, **regional, **grouped, **sorted_counts}))
         else:
             console.print(
                 f"{counts['duplicates']} duplicates in {counts['stored']} stored images; "
+                f"{content.links} region links ({_relations(content.relations)}); "
+                f"{content.mosaics} mosaics ({content.excluded} excluded); "
                 f"{grouped['groups']} groups (largest {grouped['largest_group']} items); "
                 f"{sorted_counts.get('review', 0)} items need review"
             )
@@ -591,6 +596,10 @@ def status(
     _print_summary(summary)
     for key, reason in rows:
         typer.echo(f"{key}\t{reason}")
+
+
+def _relations(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "none"
 
 
 @app.command("review")

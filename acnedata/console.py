@@ -141,6 +141,19 @@ def summary_tables(s: Summary) -> list[Table]:
         str(s.duplicates),
         f"in {s.clusters_with_duplicates} clusters; one kept per cluster",
     )
+    links = sum(s.region_links.values())
+    relations = ", ".join(f"{n} {kind}" for kind, n in sorted(s.region_links.items()))
+    main.add_row(
+        "shared regions", str(links), f"verified pairs of images: {relations}" if links else ""
+    )
+    if s.mosaics:
+        fate = (
+            f"{s.excluded} excluded: tiled from several photos, not a photo "
+            '([dedup] mosaics = "exclude")'
+            if s.excluded
+            else 'kept, grouped with the photos they show ([dedup] mosaics = "group")'
+        )
+        main.add_row("mosaics", str(s.mosaics), fate)
     too_large = (
         f"; {len(s.oversized_groups)} too large for a {DEFAULT_TEST_FRACTION:.0%} test share"
         if s.oversized_groups

@@ -37,9 +37,12 @@ RECORD_COLUMNS = (
 
 
 def manifest_rows(catalog: Catalog, columns: str = "*") -> list[sqlite3.Row]:
-    """Stored representatives (one per duplicate cluster) with a final class."""
+    """Stored representatives (one per duplicate cluster) with a final class, not excluded
+    by a policy (a mosaic, under [dedup] mosaics = "exclude")."""
     rows = catalog.items(
-        "state = ? AND duplicate_of IS NULL AND cluster IS NOT NULL", (STORED,), columns=columns
+        "state = ? AND duplicate_of IS NULL AND cluster IS NOT NULL AND excluded IS NULL",
+        (STORED,),
+        columns=columns,
     )
     return [
         r

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from acnedata import dedup, licensing, sorting
 from acnedata.catalog import FAILED, FOUND, QUEUED, REJECTED, STORED, Catalog, VerdictRow
 from acnedata.dedup import groups as grouping
+from acnedata.dedup.content import ContentReport, content_stage
 from acnedata.download import download_queued
 from acnedata.errors import AcnedataError, NetworkError
 from acnedata.export import export, final_label
@@ -92,6 +93,9 @@ class Summary:
     groups: int = 0  # groups among the manifest's items (what a split keeps together)
     largest_group: int = 0  # items in the largest of them
     oversized_groups: list[str] = field(default_factory=list)  # one line each, see groups.py
+    mosaics: int = 0  # stored representatives tiled from several photos
+    excluded: int = 0  # ... of them kept out of the manifest by the mosaic policy
+    region_links: dict[str, int] = field(default_factory=dict)  # relation → verified pairs
     split_conflict: str | None = None  # groups across the dataset's own splits, in one line
     notes: list[str] = field(default_factory=list)  # one-line remarks of the run (import)
 
@@ -374,6 +378,18 @@ class Collector:
             "clusters": len({c for c, _ in clusters.values()}),
         }
 
+    def regions(self) -> ContentReport:
+        """Mosaics and region links among the stored representatives (see dedup.content)."""
+        total = self.catalog.count(
+            "state = ? AND duplicate_of IS NULL AND cluster IS NOT NULL", (STORED,)
+        )
+        if not self.spec.regions:
+            return ContentReport(scanned=total, reused=True)
+        with self.reporter.stage("regions", total=total) as progress:
+            return content_stage(
+                self.catalog, self.out, policy=self.spec.mosaics, advance=progress.advance
+            )
+
     def group(self) -> dict[str, int]:
         """Write every stored item's group: its cluster joined with the clusters that share a
         provenance key or a content link (catalog.region_links()) with it."""
@@ -471,6 +487,7 @@ class Collector:
         counts = self.download(retry_failed=retry_failed)
         seconds = time.perf_counter() - started
         self.dedup()
+        self.regions()
         self.group()
         self.sort()
         path = self.write_manifest()
@@ -485,9 +502,12 @@ class Collector:
             "state = ?",
             (STORED,),
             columns="id, key, cluster, duplicate_of, decision, review, label, verdict, group_id, "
-            "split",
+            "split, mosaic, excluded",
         )
         reps = [r for r in rows if r["duplicate_of"] is None and r["cluster"]]
+        excluded = sum(r["excluded"] is not None for r in reps)
+        mosaics = sum(r["mosaic"] is not None for r in reps)
+        reps = [r for r in reps if r["excluded"] is None]
         dup_clusters = {r["cluster"] for r in rows if r["duplicate_of"] is not None}
         kept = [r for r in reps if final_label(r) and (r["verdict"] == "allow" or r["decision"])]
         per_class = Counter(final_label(r) for r in kept)
@@ -510,6 +530,9 @@ class Collector:
                 line for name in self.spec.sources for line in cat.get_meta(f"skipped:{name}", [])
             ],
             requests=self.session.request_count(),
+            mosaics=mosaics,
+            excluded=excluded,
+            region_links=dict(Counter(link[2] for link in cat.region_links())),
             groups=len(sizes),
             largest_group=max(sizes.values(), default=0),
             oversized_groups=grouping.oversized_groups(

@@ -36,6 +36,7 @@ DEFAULT_ENDPOINTS: dict[str, str] = {
 }
 PORTALS = frozenset({"zenodo", "huggingface", "datagokr", "kaggle", "aihub"})
 NOASSERTION_ACTIONS = ("reject", "review")
+MOSAIC_POLICIES = ("exclude", "group")
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,8 @@ class DatasetSpec:
     keywords: tuple[str, ...] = ()
     phash_threshold: int = 8
     verify_threshold: float = 0.94
+    regions: bool = True  # region-level matching (crops, mosaic tiles, overlaps) → groups
+    mosaics: str = "exclude"  # or "group": what happens to images tiled from 2-4 photos
     sort_margin: float = 1.0
     path: str = ""
     sha256: str = ""
@@ -312,8 +315,14 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         sources[src_name] = SourceSpec(src_name, base_url, options)
 
     dedup = _Reader(r.table("dedup"), where, prefix="dedup.").only(
-        "phash_threshold", "verify_threshold"
+        "phash_threshold", "verify_threshold", "regions", "mosaics"
     )
+    mosaics = dedup.string("mosaics", default="exclude")
+    if mosaics not in MOSAIC_POLICIES:
+        raise SpecError(
+            f'{where}: [dedup] mosaics = "{mosaics}" is not a policy; use "exclude" (drop images '
+            'tiled from several photos) or "group" (keep them, grouped with every photo they show)'
+        )
     sort = _Reader(r.table("sort"), where, prefix="sort.").only("margin")
     return DatasetSpec(
         name=name,
@@ -329,6 +338,8 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         keywords=tuple(r.string_list("keywords", default=[name])),
         phash_threshold=dedup.integer("phash_threshold", default=8, minimum=0),
         verify_threshold=dedup.number("verify_threshold", default=0.94, minimum=0.0),
+        regions=dedup.boolean("regions", default=True),
+        mosaics=mosaics,
         sort_margin=sort.number("margin", default=1.0, minimum=0.0),
         path=where,
     )

@@ -1,0 +1,147 @@
+"""The content stage of a collection: mosaics found, region links between its stored images."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import astuple, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+from PIL import Image, ImageOps
+
+from acnedata.dedup import mosaics, regions
+
+EXCLUDE, GROUP = "exclude", "group"
+_FINGERPRINT = "regions_fingerprint"  # catalog meta: what the stored links were computed from
+
+
+@dataclass
+class ContentReport:
+    """What the content stage found: counts for the summary, and the links for the catalog."""
+
+    scanned: int = 0
+    unreadable: int = 0
+    mosaics: int = 0
+    excluded: int = 0
+    links: int = 0
+    relations: dict[str, int] = field(default_factory=dict)
+    reused: bool = False  # nothing changed since the last run: its results were kept
+
+
+def scan_image(image: Image.Image, config: regions.RegionConfig) -> tuple[Any, Any]:
+    """(mosaic seams or None, region features) of one decoded image."""
+    return mosaics.find_mosaic(image), regions.features(image.convert("L"), config)
+
+
+def _scan_file(path: str, config: regions.RegionConfig) -> tuple[Any, Any] | None:
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (config.work_side, config.work_side))
+            rgb = ImageOps.exif_transpose(im).convert("RGB")
+        return scan_image(rgb, config)
+    except Exception:  # unreadable: no content to share; counted by the caller
+        return None
+
+
+def _scan_chunk(paths: list[str], config: regions.RegionConfig) -> list[tuple[Any, Any] | None]:
+    cv2.setNumThreads(1)  # one process per core already
+    return [_scan_file(p, config) for p in paths]
+
+
+def scan_files(
+    paths: Sequence[str],
+    config: regions.RegionConfig = regions.DEFAULT_REGION_CONFIG,
+    workers: int | None = None,
+    advance: Callable[[int], None] = lambda n: None,
+) -> list[tuple[Any, Any] | None]:
+    """scan_image of each file, in order (None where unreadable), in `workers` processes."""
+    paths = list(paths)
+    workers = workers or (os.cpu_count() or 1)
+    size = max(16, math.ceil(len(paths) / (workers * 8)))
+    chunks = [paths[k : k + size] for k in range(0, len(paths), size)]
+    out: list[tuple[Any, Any] | None] = []
+    if workers <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            out += _scan_chunk(chunk, config)
+            advance(len(chunk))
+        return out
+    with ProcessPoolExecutor(workers) as pool:
+        for chunk, part in zip(chunks, pool.map(_scan_chunk, chunks, [config] * len(chunks)),
+                               strict=True):  # fmt: skip
+            out += part
+            advance(len(chunk))
+    return out
+
+
+def fingerprint(shas: Sequence[str], policy: str, config: regions.RegionConfig) -> str:
+    """What the links depend on: the images (by content), the mosaic policy and the settings."""
+    h = hashlib.sha256(f"{policy}|{astuple(config)}".encode())
+    for sha in sorted(shas):
+        h.update(sha.encode())
+    return h.hexdigest()
+
+
+def content_stage(
+    catalog: Any,
+    out_dir: Path,
+    *,
+    policy: str = EXCLUDE,
+    config: regions.RegionConfig = regions.DEFAULT_REGION_CONFIG,
+    workers: int | None = None,
+    advance: Callable[[int], None] = lambda n: None,
+) -> ContentReport:
+    """Find the mosaics among the stored representatives and the regions they share.
+
+    Mosaics are marked (and, under the `exclude` policy, kept out of the manifest with a
+    reason); every verified pair of images sharing a region becomes a region link, which the
+    group stage turns into groups. Run again on unchanged images, it keeps the stored results.
+    """
+    rows = catalog.items(
+        "state = 'stored' AND duplicate_of IS NULL AND cluster IS NOT NULL",
+        columns="id, file, sha256",
+    )
+    report = ContentReport(scanned=len(rows))
+    stamp = fingerprint([r["sha256"] for r in rows], policy, config)
+    if catalog.get_meta(_FINGERPRINT) == stamp:
+        report.reused = True
+        _count_stored(catalog, report)
+        advance(len(rows))
+        return report
+    scanned = scan_files([str(out_dir / r["file"]) for r in rows], config, workers, advance)
+    marks, feats, ids = [], [], []
+    for row, result in zip(rows, scanned, strict=True):
+        mosaic, feat = result if result else (None, None)
+        report.unreadable += result is None
+        reason = mosaic.reason if mosaic else None
+        excluded = (
+            f'{reason}; [dedup] mosaics = "exclude"' if reason and policy == EXCLUDE else None
+        )
+        marks.append((row["id"], reason, excluded))
+        if feat is not None and not excluded:
+            feats.append(feat)
+            ids.append(row["id"])
+    matches = regions.match_within(feats, config, workers)
+    links = [(ids[m.a], ids[m.b], m.relation, m.area_a, m.area_b, m.inliers) for m in matches]
+    with catalog.transaction():
+        catalog.set_mosaics(marks)
+        catalog.set_region_links(links)
+        catalog.set_meta(_FINGERPRINT, stamp)
+    _count_stored(catalog, report)
+    return report
+
+
+def _count_stored(catalog: Any, report: ContentReport) -> None:
+    report.mosaics = catalog.count("state = 'stored' AND mosaic IS NOT NULL")
+    report.excluded = catalog.count("state = 'stored' AND excluded IS NOT NULL")
+    links = catalog.region_links()
+    report.links = len(links)
+    report.relations = dict(Counter(link[2] for link in links))
+
+
+__all__ = ["EXCLUDE", "GROUP", "ContentReport", "content_stage", "scan_files", "scan_image"]

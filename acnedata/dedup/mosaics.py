@@ -1,0 +1,91 @@
+"""Mosaics: images tiled from 2–4 photos (an augmentation in dataset exports), found by seams."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from PIL import Image, ImageOps
+
+from acnedata.images import to_rgb
+
+SIDE = 128  # images are compared at this size: seams stay one or two pixels wide
+# A seam column is one whose step beats its neighbours' in this share of rows. On the shared
+# Roboflow export, photos scored at most 0.38 and mosaics at least 0.45 (bench/README.md).
+SEAM_SHARE = 0.42
+_MARGIN = 6  # seams this close to an edge are frames or crop borders, not tile boundaries
+
+
+@dataclass(frozen=True)
+class Mosaic:
+    """A mosaic's seams: full-length straight lines where one tile meets the next."""
+
+    tiles: int  # 4 for a 2x2 grid, 2 for two tiles side by side or stacked
+    seams: tuple[tuple[str, float], ...]  # ("x" or "y", position as a share of the side)
+    score: float
+
+    @property
+    def reason(self) -> str:
+        where = ", ".join(f"{axis}={pos:.0%}" for axis, pos in self.seams)
+        return f"mosaic of {self.tiles} tiles (seams at {where}): an augmentation, not a photo"
+
+
+def _seam_scores(rgb: np.ndarray) -> np.ndarray:
+    """Per column c: the share of rows where the colour step across c is a sharp edge.
+
+    A row counts when the step over c-1..c+1 is more than twice the steps three pixels to either
+    side plus a margin; rows where both sides are flat and dark (the black fill of a rotated
+    tile) count neither way, so a seam that runs into fill still scores as a whole seam.
+    """
+    h, w, _ = rgb.shape
+    step = np.abs(rgb[:, 2:] - rgb[:, :-2]).sum(axis=2)  # step[:, x] is centred on column x+1
+    lum = rgb.mean(axis=2)
+    windows = sliding_window_view(lum, 4, axis=1)  # windows[:, s] = lum[:, s : s + 4]
+    flat = (windows.max(axis=2) - windows.min(axis=2) < 4) & (windows.mean(axis=2) < 40)
+    scores = np.zeros(w)
+    cols = np.arange(_MARGIN, w - _MARGIN)
+    x = cols - 1
+    loc, near = step[:, x], np.maximum(step[:, x - 3], step[:, x + 3])
+    fill = flat[:, cols - 5] & flat[:, cols + 2]
+    strong = (loc > 2 * near + 10) & ~fill
+    counted = (~fill).sum(axis=0)
+    scores[cols] = strong.sum(axis=0) / np.maximum(counted, 0.5 * h)
+    return scores
+
+
+def _framed(rgb: np.ndarray) -> bool:
+    """A picture on a uniform frame (a crop pasted on black) has straight edges too."""
+    lum = rgb.mean(axis=2)
+    ring = np.concatenate([lum[0], lum[-1], lum[:, 0], lum[:, -1]])
+    return bool(np.mean(np.abs(ring - np.median(ring)) <= 6) >= 0.98)
+
+
+def find_mosaic(image: Image.Image) -> Mosaic | None:
+    """The image's mosaic seams, or None when it is an ordinary photo (or a framed one)."""
+    small = to_rgb(image).resize((SIDE, SIDE), Image.Resampling.BOX)
+    rgb = np.asarray(small, dtype=np.float32)
+    if _framed(rgb):
+        return None
+    seams = []
+    best = 0.0
+    for axis, array in (("x", rgb), ("y", rgb.transpose(1, 0, 2))):
+        scores = _seam_scores(array)
+        at = int(scores.argmax())
+        best = max(best, float(scores[at]))
+        if scores[at] >= SEAM_SHARE:
+            seams.append((axis, round(at / SIDE, 3)))
+    if not seams:
+        return None
+    return Mosaic(4 if len(seams) == 2 else 2, tuple(seams), round(best, 3))
+
+
+def find_mosaic_file(path: str | Path) -> Mosaic | None:
+    """find_mosaic on a file; None for a file that cannot be read (the caller counts those)."""
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (SIDE * 2, SIDE * 2))
+            return find_mosaic(ImageOps.exif_transpose(im))
+    except Exception:
+        return None

@@ -1,0 +1,452 @@
+"""Region-level near-copies: ORB keypoints, an LSH vote index, RANSAC-verified affine fits."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from acnedata.images import to_rgb
+
+RELATIONS = ("same", "crop", "contains", "overlap")
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """Region matching settings; the defaults come from bench/region_quality.py (bench/README).
+
+    work_side: images are resized so their longer side is this many pixels before keypoints are
+      found (small dataset images are enlarged: ORB needs a 31 px patch around each keypoint).
+    features: ORB keypoints kept per image (and per mirror image: ORB is not mirror-invariant).
+    ratio: Lowe's ratio test on the two nearest descriptors.
+    ransac_px: RANSAC reprojection threshold in work pixels.
+    min_inliers: a pair shares a region when the affine fit keeps at least this many matches.
+    candidates: per image, how many of its best-voted partners are verified.
+    lsh_tables / lsh_bits / bucket_cap: the vote index (see vote_pairs).
+    same_area: both images covered this much by the shared region → `same`; one → crop/contains.
+    """
+
+    work_side: int = 256
+    features: int = 500
+    fast_threshold: int = 7
+    ratio: float = 0.8
+    ransac_px: float = 4.0
+    min_inliers: int = 20
+    min_inlier_share: float = 0.25
+    candidates: int = 12
+    min_votes: int = 3
+    lsh_tables: int = 10
+    lsh_bits: int = 18
+    bucket_cap: int = 24
+    same_area: float = 0.85
+
+
+DEFAULT_REGION_CONFIG = RegionConfig()
+
+
+@dataclass
+class Features:
+    """ORB keypoints of one image and of its mirror image, in work-size pixels."""
+
+    size: tuple[int, int]  # work size (w, h)
+    points: np.ndarray  # (n, 2) float32
+    descriptors: np.ndarray  # (n, 32) uint8
+    mirror_points: np.ndarray
+    mirror_descriptors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.descriptors)
+
+
+@dataclass(frozen=True)
+class RegionMatch:
+    """Two images that share a region. relation is a's: `crop` = a is a crop of b,
+    `contains` = a holds b (e.g. as a mosaic tile), `same`, or `overlap`. area_a / area_b: the
+    share of each image the shared region covers; inliers: matches kept by the affine fit."""
+
+    a: int
+    b: int
+    relation: str
+    area_a: float
+    area_b: float
+    inliers: int
+    mirrored: bool
+
+    def swapped(self) -> RegionMatch:
+        inverse = {"crop": "contains", "contains": "crop"}
+        return RegionMatch(
+            self.b,
+            self.a,
+            inverse.get(self.relation, self.relation),
+            self.area_b,
+            self.area_a,
+            self.inliers,
+            self.mirrored,
+        )
+
+
+# --- features -----------------------------------------------------------------------------------
+
+
+def _orb(config: RegionConfig) -> cv2.ORB:
+    return cv2.ORB_create(
+        nfeatures=config.features,
+        edgeThreshold=15,
+        patchSize=31,
+        fastThreshold=config.fast_threshold,
+    )
+
+
+def _work_gray(image: Image.Image | np.ndarray, side: int) -> np.ndarray:
+    gray = np.asarray(image if isinstance(image, np.ndarray) else to_rgb(image).convert("L"))
+    h, w = gray.shape[:2]
+    k = side / max(w, h)
+    size = (max(8, round(w * k)), max(8, round(h * k)))
+    interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+    return cv2.resize(gray, size, interpolation=interp)
+
+
+def _detect(orb: cv2.ORB, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keypoints, desc = orb.detectAndCompute(gray, None)
+    if desc is None:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+    return np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2), desc
+
+
+def features(
+    image: Image.Image | np.ndarray, config: RegionConfig = DEFAULT_REGION_CONFIG
+) -> Features:
+    """Keypoints and descriptors of an image (PIL, or a grayscale array) and of its mirror."""
+    gray = _work_gray(image, config.work_side)
+    orb = _orb(config)
+    points, desc = _detect(orb, gray)
+    mirror_points, mirror_desc = _detect(orb, np.ascontiguousarray(gray[:, ::-1]))
+    return Features((gray.shape[1], gray.shape[0]), points, desc, mirror_points, mirror_desc)
+
+
+def _file_features(path: str, config: RegionConfig) -> Features | None:
+    try:
+        with Image.open(path) as im:
+            im.draft("L", (config.work_side, config.work_side))
+            gray = ImageOps.exif_transpose(im).convert("L")
+        return features(gray, config)
+    except Exception:  # an unreadable file has no regions to share; the caller counts it
+        return None
+
+
+def _chunk_features(paths: list[str], config: RegionConfig) -> list[Features | None]:
+    cv2.setNumThreads(1)  # one process per core already
+    return [_file_features(p, config) for p in paths]
+
+
+def file_features(
+    paths: Sequence[str | Path],
+    config: RegionConfig = DEFAULT_REGION_CONFIG,
+    workers: int | None = None,
+) -> list[Features | None]:
+    """features() of each file, in order (None where unreadable), in `workers` processes."""
+    paths = [str(p) for p in paths]
+    workers = workers or (os.cpu_count() or 1)
+    if workers <= 1 or len(paths) < 64:
+        return _chunk_features(paths, config)
+    size = math.ceil(len(paths) / (workers * 4))
+    chunks = [paths[k : k + size] for k in range(0, len(paths), size)]
+    with ProcessPoolExecutor(workers) as pool:
+        return [
+            f for part in pool.map(_chunk_features, chunks, [config] * len(chunks)) for f in part
+        ]
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+def _matches(da: np.ndarray, db: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (into da, into db) that pass Lowe's ratio test."""
+    if len(da) < 2 or len(db) < 2:
+        return np.zeros(0, int), np.zeros(0, int)
+    knn = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(da, db, k=2)
+    pairs = [
+        (m[0].queryIdx, m[0].trainIdx)
+        for m in knn
+        if len(m) == 2 and m[0].distance < ratio * m[1].distance
+    ]
+    if not pairs:
+        return np.zeros(0, int), np.zeros(0, int)
+    qa, qb = np.array(pairs).T
+    return qa, qb
+
+
+def _rect(size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    return np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+
+
+def _covered(matrix: np.ndarray, src: tuple[int, int], dst: tuple[int, int]) -> float:
+    """Share of dst's area that src's rectangle covers once mapped by the affine matrix."""
+    mapped = cv2.transform(_rect(src)[None], matrix)[0].astype(np.float32)
+    area, _ = cv2.intersectConvexConvex(mapped, _rect(dst))
+    return max(0.0, float(area)) / (dst[0] * dst[1])
+
+
+def _plausible(matrix: np.ndarray, inliers_a: np.ndarray, size_a: tuple[int, int]) -> bool:
+    """A copy's affine map keeps orientation (mirrors have their own pass), is not wildly
+    anisotropic, and its matches spread over a real area rather than one textured spot."""
+    linear = matrix[:, :2]
+    if np.linalg.det(linear) <= 0:
+        return False
+    s = np.linalg.svd(linear, compute_uv=False)
+    if s[1] < 1 / 8 or s[0] > 8 or s[0] / s[1] > 2.5:
+        return False
+    span = inliers_a.max(axis=0) - inliers_a.min(axis=0)
+    return bool(span[0] >= 0.1 * size_a[0] and span[1] >= 0.1 * size_a[1])
+
+
+def _fit(
+    pa: np.ndarray,
+    da: np.ndarray,
+    pb: np.ndarray,
+    db: np.ndarray,
+    size_a: tuple[int, int],
+    config: RegionConfig,
+) -> tuple[int, np.ndarray] | None:
+    qa, qb = _matches(da, db, config.ratio)
+    if len(qa) < config.min_inliers:
+        return None
+    src, dst = pa[qa], pb[qb]
+    matrix, mask = cv2.estimateAffine2D(
+        src,
+        dst,
+        method=cv2.RANSAC,
+        ransacReprojThreshold=config.ransac_px,
+        maxIters=2000,
+        confidence=0.995,
+        refineIters=10,
+    )
+    if matrix is None:
+        return None
+    keep = mask.ravel().astype(bool)
+    inliers = int(keep.sum())
+    if inliers < config.min_inliers or inliers < config.min_inlier_share * len(qa):
+        return None
+    if not _plausible(matrix, src[keep], size_a):
+        return None
+    return inliers, matrix
+
+
+def verify_pair(
+    a: Features, b: Features, config: RegionConfig = DEFAULT_REGION_CONFIG, ia: int = 0, ib: int = 1
+) -> RegionMatch | None:
+    """The region a and b share, checked geometrically, or None if they share none.
+
+    Both orientations are tried: b as it is and b mirrored (ORB descriptors are not
+    mirror-invariant). Areas come from each image's rectangle mapped onto the other.
+    """
+    best: tuple[int, np.ndarray, bool] | None = None
+    for mirrored, pb, db in (
+        (False, b.points, b.descriptors),
+        (True, b.mirror_points, b.mirror_descriptors),
+    ):
+        fit = _fit(a.points, a.descriptors, pb, db, a.size, config)
+        if fit and (best is None or fit[0] > best[0]):
+            best = (fit[0], fit[1], mirrored)
+    if best is None:
+        return None
+    inliers, matrix, mirrored = best
+    inverse = cv2.invertAffineTransform(matrix)
+    area_a = _covered(inverse, b.size, a.size)
+    area_b = _covered(matrix, a.size, b.size)
+    whole_a, whole_b = area_a >= config.same_area, area_b >= config.same_area
+    relation = (
+        "same"
+        if whole_a and whole_b
+        else "crop"
+        if whole_a
+        else "contains"
+        if whole_b
+        else "overlap"
+    )
+    return RegionMatch(ia, ib, relation, round(area_a, 3), round(area_b, 3), inliers, mirrored)
+
+
+# --- the vote index -----------------------------------------------------------------------------
+
+
+def _table_bits(config: RegionConfig) -> np.ndarray:
+    """(tables, bits) descriptor bit positions that make each table's key; fixed by a seed so
+    every run (and every worker) builds the same index."""
+    rng = np.random.default_rng(20261205)
+    return np.stack(
+        [rng.choice(256, config.lsh_bits, replace=False) for _ in range(config.lsh_tables)]
+    )
+
+
+def _keys(descriptors: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """(tables, n) int64 LSH keys: each table's chosen bits of each descriptor."""
+    out = np.empty((len(bits), len(descriptors)), np.int64)
+    weights = 1 << np.arange(bits.shape[1], dtype=np.int64)
+    for start in range(0, len(descriptors), 1 << 16):  # unpacked bits are 8x the descriptors
+        unpacked = np.unpackbits(descriptors[start : start + (1 << 16)], axis=1)
+        for t, chosen in enumerate(bits):
+            out[t, start : start + len(unpacked)] = unpacked[:, chosen].astype(np.int64) @ weights
+    return out
+
+
+def _stack(feats: Sequence[Features | None], mirror: bool) -> tuple[np.ndarray, np.ndarray]:
+    """All descriptors of the collection and the image index of each."""
+    parts = [
+        (f.mirror_descriptors if mirror else f.descriptors) if f else np.zeros((0, 32), np.uint8)
+        for f in feats
+    ]
+    owners = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+    return np.concatenate(parts) if parts else np.zeros((0, 32), np.uint8), owners
+
+
+def _bucket_pairs(
+    keys: np.ndarray, owners: np.ndarray, side: np.ndarray, cap: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(owner, owner) of every two entries in one bucket, one from side 0 and one from side 1.
+
+    Buckets of more than `cap` entries are left out: a key that many descriptors share is a
+    common texture (skin pores, JPEG blocks), not evidence of a shared region.
+    """
+    order = np.argsort(keys, kind="stable")
+    k, o, s = keys[order], owners[order], side[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    sizes = np.diff(np.r_[starts, len(k)])
+    ok = np.repeat(sizes <= cap, sizes)
+    k, o, s = k[ok], o[ok], s[ok]
+    left, right = [], []
+    for d in range(1, cap):
+        same = k[d:] == k[:-d]
+        if not same.any():
+            break
+        i, j = np.flatnonzero(same), np.flatnonzero(same) + d
+        cross = s[i] != s[j]
+        i, j = i[cross], j[cross]
+        first = np.where(s[i] == 0, o[i], o[j])
+        second = np.where(s[i] == 0, o[j], o[i])
+        left.append(first)
+        right.append(second)
+    if not left:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(left), np.concatenate(right)
+
+
+def vote_pairs(
+    queries: Sequence[Features | None],
+    index: Sequence[Features | None],
+    config: RegionConfig = DEFAULT_REGION_CONFIG,
+    self_join: bool = False,
+) -> list[tuple[int, int]]:
+    """Candidate (query, index) image pairs, by descriptor collisions in LSH tables.
+
+    Each table keys a descriptor by a fixed random subset of its 256 bits, so two descriptors
+    a few bits apart often share a key in some table. A query's descriptors, and those of its
+    mirror image, vote for every index image they collide with; each query keeps its
+    `candidates` best-voted partners with at least `min_votes` votes. With self_join, queries and
+    index are the same collection and pairs are (i, j) with i < j, each once.
+    """
+    bits = _table_bits(config)
+    qd, qo = _stack(queries, mirror=False)
+    md, mo = _stack(queries, mirror=True)
+    idx_d, idx_o = _stack(index, mirror=False)
+    q_desc, q_own = np.concatenate([qd, md]), np.concatenate([qo, mo])
+    side = np.r_[np.zeros(len(q_desc), np.int8), np.ones(len(idx_d), np.int8)]
+    owners = np.r_[q_own, idx_o]
+    keys = _keys(np.concatenate([q_desc, idx_d]), bits)
+    n_index = max(len(index), 1)
+    codes_all = []
+    for t in range(len(bits)):
+        qi, ii = _bucket_pairs(keys[t], owners, side, config.bucket_cap)
+        if self_join:
+            keep = qi != ii
+            qi, ii = qi[keep], ii[keep]
+        codes_all.append(qi * n_index + ii)
+    codes = np.concatenate(codes_all) if codes_all else np.zeros(0, np.int64)
+    if self_join:  # a vote from i's descriptor for j is also one from j's for i
+        qi, ii = codes // n_index, codes % n_index
+        codes = np.minimum(qi, ii) * n_index + np.maximum(qi, ii)
+    uniq, counts = np.unique(codes, return_counts=True)
+    strong = counts >= config.min_votes
+    uniq, counts = uniq[strong], counts[strong]
+    qi, ii = uniq // n_index, uniq % n_index
+    # Each side keeps its best-voted partners: a pair stays if either end ranks it high.
+    chosen: set[tuple[int, int]] = set()
+    for owner_col in (qi, ii) if self_join else (qi,):
+        order = np.lexsort((-counts, owner_col))
+        ranked = owner_col[order]
+        starts = np.r_[0, np.flatnonzero(ranked[1:] != ranked[:-1]) + 1]
+        rank = np.arange(len(ranked)) - np.repeat(starts, np.diff(np.r_[starts, len(ranked)]))
+        top = order[rank < config.candidates]
+        chosen.update(zip(qi[top].tolist(), ii[top].tolist(), strict=True))
+    return sorted(chosen)
+
+
+# --- matching collections -----------------------------------------------------------------------
+
+_SHARED: dict[str, Sequence[Features | None]] = {}  # what forked verification workers read
+
+
+def _verify_chunk(pairs: list[tuple[int, int]], config: RegionConfig) -> list[RegionMatch]:
+    cv2.setNumThreads(1)
+    a, b = _SHARED["a"], _SHARED["b"]
+    found = (verify_pair(a[i], b[j], config, i, j) for i, j in pairs)  # type: ignore[arg-type]
+    return [m for m in found if m is not None]
+
+
+def _can_fork() -> bool:
+    # Forking a process that has started TensorFlow's threads can deadlock the child.
+    return "tensorflow" not in sys.modules and "fork" in mp.get_all_start_methods()
+
+
+def verify_pairs(
+    a: Sequence[Features | None],
+    b: Sequence[Features | None],
+    pairs: Sequence[tuple[int, int]],
+    config: RegionConfig = DEFAULT_REGION_CONFIG,
+    workers: int | None = None,
+) -> list[RegionMatch]:
+    """verify_pair on each (index into a, index into b) pair; the matches found, in pair order."""
+    pairs = [(i, j) for i, j in pairs if a[i] is not None and b[j] is not None]
+    workers = workers or (os.cpu_count() or 1)
+    _SHARED.update(a=a, b=b)
+    try:
+        if workers <= 1 or len(pairs) < 200 or not _can_fork():
+            return _verify_chunk(pairs, config)
+        size = math.ceil(len(pairs) / (workers * 8))
+        chunks = [pairs[k : k + size] for k in range(0, len(pairs), size)]
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            return [
+                m for part in pool.map(_verify_chunk, chunks, [config] * len(chunks)) for m in part
+            ]
+    finally:
+        _SHARED.clear()
+
+
+def match_within(
+    feats: Sequence[Features | None],
+    config: RegionConfig = DEFAULT_REGION_CONFIG,
+    workers: int | None = None,
+) -> list[RegionMatch]:
+    """Every verified pair (i < j) of images of one collection that share a region."""
+    pairs = vote_pairs(feats, feats, config, self_join=True)
+    return verify_pairs(feats, feats, pairs, config, workers)
+
+
+def match_across(
+    a: Sequence[Features | None],
+    b: Sequence[Features | None],
+    config: RegionConfig = DEFAULT_REGION_CONFIG,
+    workers: int | None = None,
+) -> list[RegionMatch]:
+    """Every verified pair (index into a, index into b) of images that share a region."""
+    return verify_pairs(a, b, vote_pairs(a, b, config), config, workers)
