@@ -275,6 +275,13 @@ def import_(
             "Default: Roboflow export names are grouped by upload."
         ),
     ] = None,
+    mosaics: Annotated[
+        str,
+        typer.Option(
+            help="Images tiled from 2-4 photos: exclude them, or group them with every photo "
+            "they show."
+        ),
+    ] = "exclude",
     contact: ContactOpt = None,
     allow_private: Annotated[bool, typer.Option(help="Allow loopback/private addresses.")] = False,
     quiet: QuietOpt = False,
@@ -301,6 +308,7 @@ def import_(
         group_col=group_col,
         split_col=split_col,
         group_from=group_from,
+        mosaics=mosaics,
         contact=contact,
         session=session,
         reporter=RichReporter(quiet),

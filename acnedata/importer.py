@@ -91,6 +91,7 @@ def import_dataset(
     group_col: str | None = None,
     split_col: str | None = None,
     group_from: str | None = None,
+    mosaics: str = "exclude",
 ) -> Summary:
     """Import a dataset into `out_dir` through the normal pipeline and write its manifest.
 
@@ -108,6 +109,8 @@ def import_dataset(
     one side of a split), `split_col` (default: a column named `split`) its split, and its
     other columns are kept as the item's `extra`. `group_from`, a regex, takes the key from
     each file name instead; without either, Roboflow export names are grouped by upload.
+    `mosaics` ("exclude" or "group") is the [dedup] mosaics policy for images tiled from
+    several photos.
     Split folders (train/, test/, ...) give their items that split.
     """
     spdx = resolve_licence(licence)
@@ -186,6 +189,7 @@ def import_dataset(
         page_url=about.page_url,
         source=text,
         labels_csv=labels_csv,
+        mosaics=mosaics,
     )
     _refuse_other_catalog(out_dir, spec)
     with Collector(spec, out_dir, reporter=reporter) as col:
@@ -215,6 +219,7 @@ def import_spec(
     page_url: str | None = None,
     source: str = "",
     labels_csv: Path | None = None,
+    mosaics: str = "exclude",
 ) -> DatasetSpec:
     """The spec of an import: classes = the labels found, policy = exactly the given licence."""
     classes = sorted({c.label_hint for c in cands if c.label_hint})
@@ -244,6 +249,7 @@ def import_spec(
         # Its labels are the dataset's own: the folder (or CSV) class wins by any lead over a
         # class the file name happens to mention, never "too close to call".
         "sort": {"margin": 0.0},
+        "dedup": {"mosaics": mosaics},
         "sources": {"folder": folder},
         "classes": [{"name": c} for c in classes],
     }
