@@ -147,7 +147,8 @@ def check_confined(file: Path, root: Path, items: list[dict[str, Any]]) -> None:
 def _outside(file: Path, item: dict[str, Any]) -> ManifestError:
     return ManifestError(
         f"{file}: item {item.get('id')!r} names file {item.get('file')!r}, which is outside "
-        "the manifest's folder; a manifest may only name files inside its own folder"
+        "the manifest's folder; a manifest may only name files inside its own folder "
+        "(copy or hard-link them in: links that lead out are refused too)"
     )
 
 
