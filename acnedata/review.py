@@ -50,7 +50,7 @@ _CSP = (
 _REPRESENTATIVE = "state = ? AND duplicate_of IS NULL"
 MAX_ROW_ID = 2**63 - 1  # SQLite's largest integer: a bigger id names no item
 MAX_BODY = 65536  # bytes: a decision is a few dozen
-READ_DEADLINE = 10.0  # seconds a client gets to send a request line, headers or whole body
+READ_DEADLINE = 10.0  # seconds a client may stall: per read for a request's head, in all for a body
 TOKEN_HEADER = "X-Acnedata-Token"
 _TOKEN_SLOT = b"{{session-token}}"  # where index.html receives the session's token
 
