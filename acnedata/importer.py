@@ -371,7 +371,7 @@ def extract_archive(archive: Path, staging: Path, *, max_bytes: int = MAX_EXTRAC
     dest = staging / f"{_slug(_stem(archive.name))}-{digest.hexdigest()[:12]}"
     if dest.is_dir():
         return dest  # unpacked by an earlier run; the name carries the archive's hash
-    made = [p for p in (staging.parent, staging) if not p.exists()]
+    made = [p for p in (staging, *staging.parents) if not p.exists()]  # deepest first
     staging.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=staging, prefix=f".{dest.name}.", suffix=".tmp"))
     try:
@@ -380,7 +380,7 @@ def extract_archive(archive: Path, staging: Path, *, max_bytes: int = MAX_EXTRAC
     except BaseException:
         # A refused archive leaves nothing behind: no partial files, no folders made for it.
         shutil.rmtree(tmp, ignore_errors=True)
-        for folder in reversed(made):
+        for folder in made:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if empty: never anything that was there before
         raise

@@ -185,10 +185,10 @@ def bomb(path: Path, kind: str) -> Path:
 @pytest.mark.parametrize("kind", ["zip", "tar.gz"])
 def test_zip_bomb_is_refused_and_leaves_nothing_on_disk(tmp_path, kind):
     archive = bomb(tmp_path / f"bomb.{kind}", kind)
-    out = tmp_path / "out"
+    out = tmp_path / "new" / "out"
     proc = run("import", str(archive), "--out", str(out), "--licence", "CC0-1.0", "--quiet")
     one_line_error(proc, str(archive), "refusing to extract", "zip bomb")
-    assert not out.exists()
+    assert not (tmp_path / "new").exists()  # not even the folders made for it
 
 
 # --- 5. folder import never follows a link out of the folder ---------------------------------
@@ -321,7 +321,8 @@ def small_disk(tmp_path) -> Iterator[Path]:
     try:
         yield mount
     finally:
-        subprocess.run(["umount", str(mount)], check=True)
+        if subprocess.run(["umount", str(mount)]).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount)], check=True)  # busy: detach it now
 
 
 def noise_folder(root: Path, n: int, side: int) -> Path:
@@ -441,7 +442,7 @@ def test_review_server_cuts_off_a_body_shorter_than_announced(review):
     reply = raw_request(
         review, post_head(review, "/api/decide", 100).replace("close", "keep-alive"), body
     )
-    assert status_of(reply) == 408 and b"10 of the 100 bytes" in reply
+    assert status_of(reply) == 408 and b"of the 100 bytes" in reply
     negative = raw_request(review, post_head(review, "/api/undo", -1), b"{}")
     assert status_of(negative) == 400  # rfile.read(-1) would wait for the client to close
     assert requests.get(review.url + "api/classes", timeout=30).status_code == 200
