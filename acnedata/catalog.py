@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from acnedata import catalogdb
 from acnedata.catalog_groups import GroupStore, extra_json, migrate
-from acnedata.errors import CatalogError
+from acnedata.errors import AcnedataError, CatalogError
 from acnedata.sources.base import Candidate
 
 CATALOG_NAME = "catalog.sqlite"
@@ -140,9 +141,7 @@ class Catalog(GroupStore):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            # check_same_thread=False: downloads hand results back to the one writer thread,
-            # but the connection may be created on another thread than the one that closes it.
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db = catalogdb.connect(self.path)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -181,10 +180,14 @@ class Catalog(GroupStore):
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk does); the error that got us
+            # here is the one to report, not a failed ROLLBACK after it.
+            if self.db.in_transaction:
+                with suppress(sqlite3.Error, AcnedataError):
+                    self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     # --- meta -----------------------------------------------------------------------------
     def get_meta(self, key: str, default: Any = None) -> Any:
@@ -414,9 +417,14 @@ class Catalog(GroupStore):
         """Final state for this run with the last reason; `attempts` adds the HTTP tries made."""
         self.db.execute(self._FAILED_SQL, (FAILED, reason, int(retryable), attempts, item_id))
 
-    def requeue_failed(self, only_retryable: bool = False) -> int:
-        where = "state = ? AND retryable = 1" if only_retryable else "state = ?"
-        cur = self.db.execute(f"UPDATE items SET state='{QUEUED}' WHERE {where}", (FAILED,))
+    def requeue_failed(self, only_retryable: bool = False, reason: str | None = None) -> int:
+        """Failed items (only the retryable ones, or only those failed for `reason`) queued."""
+        where, params = "state = ?", [FAILED]
+        if only_retryable:
+            where += " AND retryable = 1"
+        if reason is not None:
+            where, params = where + " AND reason = ?", [*params, reason]
+        cur = self.db.execute(f"UPDATE items SET state='{QUEUED}' WHERE {where}", params)
         return cur.rowcount
 
     # --- dedup and sorting ----------------------------------------------------------------

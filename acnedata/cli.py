@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from acnedata import __version__
-from acnedata.errors import AcnedataError
+from acnedata.errors import AcnedataError, DiskFullError, is_disk_full
 
 app = typer.Typer(
     help="Build legally clean, de-duplicated, labelled image datasets from public sources.",
@@ -51,6 +51,13 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except AcnedataError as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            # a write the library does not translate itself: name its folder, else --out's
+            folder = Path(exc.filename).parent if exc.filename else kwargs.get("out", "--out")
+            typer.echo(f"error: {DiskFullError(folder)}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo(
@@ -382,6 +389,8 @@ def _with_network(
     """The spec with the [network] limits given on the command line (None: keep the spec's)."""
     from dataclasses import replace
 
+    from acnedata.spec import check_rate
+
     for name, value, least in (
         ("--workers", workers, 1),
         ("--per-host", per_host, 1),
@@ -389,8 +398,8 @@ def _with_network(
     ):
         if value is not None and value < least:
             raise AcnedataError(f"{name} {value}: use a whole number of at least {least}")
-    if rate is not None and not rate >= 0:
-        raise AcnedataError(f"--rate {rate}: use a number of requests per second, 0 or more")
+    if rate is not None:
+        check_rate(rate, "--rate")
     net = spec.network
     net = replace(
         net,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import os
@@ -17,7 +18,7 @@ from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from acnedata.catalog import CATALOG_NAME, Catalog
-from acnedata.errors import AcnedataError, SourceError
+from acnedata.errors import AcnedataError, DiskFullError, SourceError, is_disk_full
 from acnedata.http import HttpConfig, PoliteSession, redact
 from acnedata.licensing import NOASSERTION, normalise, normalise_fields, terms, verdict
 from acnedata.pipeline import Collector, Reporter, Summary
@@ -35,6 +36,10 @@ from acnedata.spec import DatasetSpec, spec_from_dict
 
 IMPORT_DIR = "_import"  # under the output folder: downloads/ and extracted archives
 MAX_EXTRACT_BYTES = 8 * 1024**3  # uncompressed bytes one archive may unpack to
+# Zip bombs: an archive may unpack to MAX_RATIO times its own size (a zip member: its compressed
+# size), or to RATIO_FLOOR whatever its size. Photos hardly compress; deflate's best is ~1,030.
+MAX_RATIO = 100
+RATIO_FLOOR = 16 * 1024**2
 MAX_MEMBERS = 500_000
 # PoliteSession.fetch holds a download in memory; bigger archives: download by hand, import file.
 MAX_DOWNLOAD_BYTES = 1024**3
@@ -303,6 +308,7 @@ def _class_folder_candidates(root: Path, spdx: str, about: _About) -> tuple[Path
             page_url=about.page_url,
             label_map=lambda label: None if label in JUNK_NAMES else label,
             citation=about.citation,
+            within=root,
         ):
             if prefix:  # train/x.jpg and test/x.jpg are different items
                 cand.source_id = f"{prefix}/{cand.source_id}"
@@ -423,25 +429,37 @@ def extract_archive(archive: Path, staging: Path, *, max_bytes: int = MAX_EXTRAC
     dest = staging / f"{_slug(_stem(archive.name))}-{digest.hexdigest()[:12]}"
     if dest.is_dir():
         return dest  # unpacked by an earlier run; the name carries the archive's hash
+    made = [p for p in (staging, *staging.parents) if not p.exists()]  # deepest first
     staging.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=staging, prefix=f".{dest.name}.", suffix=".tmp"))
     try:
         safe_extract(archive, tmp, max_bytes=max_bytes)
         os.replace(tmp, dest)
     except BaseException:
+        # A refused archive leaves nothing behind: no partial files, no folders made for it.
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty: never anything that was there before
         raise
     return dest
 
 
 def safe_extract(
-    archive: Path, dest: Path, *, max_bytes: int = MAX_EXTRACT_BYTES, max_members: int = MAX_MEMBERS
+    archive: Path,
+    dest: Path,
+    *,
+    max_bytes: int = MAX_EXTRACT_BYTES,
+    max_members: int = MAX_MEMBERS,
+    max_ratio: int = MAX_RATIO,
 ) -> int:
     """Unpack images and metadata files of a zip or tar into `dest`; returns bytes written.
 
     Every member is checked before anything is written: absolute paths, `..`, links, devices
-    and encrypted members refuse the whole archive, as does more than `max_bytes` declared or
-    actually decompressed (a lying header or a zip bomb stops at the cap).
+    and encrypted members refuse the whole archive, as do more than `max_bytes` declared or
+    actually decompressed (a lying header stops at the cap), more than `max_ratio` times the
+    archive's size (or a zip member's compressed size; RATIO_FLOOR is always allowed), and more
+    than the free space where `dest` is.
     """
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
@@ -461,8 +479,12 @@ def safe_extract(
                         "decrypt the archive first"
                     )
                 if not info.is_dir() and rel is not None and _wanted(rel):
+                    _check_ratio(
+                        archive, info.filename, info.file_size, info.compress_size, max_ratio
+                    )
                     plan.append((rel, info.file_size, info))
-            _check_declared(archive, sum(size for _, size, _ in plan), max_bytes)
+            declared = sum(size for _, size, _ in plan)
+            _check_declared(archive, declared, max_bytes, max_ratio, dest)
             return _write_all(archive, dest, plan, lambda info: zf.open(info), max_bytes)
     if tarfile.is_tarfile(archive):
         try:
@@ -485,7 +507,8 @@ def safe_extract(
                         )
                     if rel is not None and _wanted(rel):
                         plan.append((rel, m.size, m))
-                _check_declared(archive, sum(size for _, size, _ in plan), max_bytes)
+                declared = sum(size for _, size, _ in plan)
+                _check_declared(archive, declared, max_bytes, max_ratio, dest)
                 return _write_all(archive, dest, plan, tf.extractfile, max_bytes)
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise SourceError(f"{archive}: damaged tar archive ({exc})") from None
@@ -524,11 +547,28 @@ def _check_count(archive: Path, count: int, limit: int) -> None:
         raise SourceError(f"{archive}: {count} members, more than {limit}; refusing to extract")
 
 
-def _check_declared(archive: Path, total: int, max_bytes: int) -> None:
+def _check_ratio(archive: Path, what: str, size: int, packed: int, max_ratio: int) -> None:
+    if size > max(RATIO_FLOOR, packed * max_ratio):
+        raise SourceError(
+            f"{archive}: {what!r} unpacks to {size} bytes from {packed}, more than "
+            f"{max_ratio} times; refusing to extract (a zip bomb?)"
+        )
+
+
+def _check_declared(archive: Path, total: int, max_bytes: int, max_ratio: int, dest: Path) -> None:
+    """The sizes the archive declares (exactly what zipfile/tarfile will let out of a member)
+    against the cap, the archive's own size and the free space: before anything is written."""
     if total > max_bytes:
         raise SourceError(
             f"{archive}: unpacks to {total} bytes, more than the cap of {max_bytes};"
             " refusing to extract (raise max_extract_bytes if expected)"
+        )
+    _check_ratio(archive, "the archive", total, archive.stat().st_size, max_ratio)
+    free = shutil.disk_usage(dest).free
+    if total > free:
+        raise SourceError(
+            f"{archive}: unpacks to {total} bytes but only {free} are free in {dest.parent}; "
+            "free some space or import into an --out folder on another disk"
         )
 
 
@@ -566,6 +606,8 @@ def _write_all(
         except SourceError:
             raise
         except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+            if is_disk_full(exc):  # filled by someone else since the check of free space
+                raise DiskFullError(dest.parent) from None
             raise SourceError(f"{archive}: cannot extract {rel.as_posix()!r} ({exc})") from None
     return written
 

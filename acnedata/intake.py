@@ -11,10 +11,13 @@ from pathlib import Path
 from PIL import Image
 
 from acnedata import dedup
+from acnedata.errors import is_disk_full
 from acnedata.images import store_image, validate_image
 from acnedata.spec import Limits
 
 IMAGES_DIR = "images"
+# The reason of an item the full disk did not take: the run stops, and the next one retries it.
+DISK_FULL = "cannot store: no space left on the disk"
 # What a stored item's row holds (Catalog.mark_stored's keywords), as the journal records it.
 RECORD_KEYS = (
     "file",
@@ -170,7 +173,7 @@ def _store(
             journal.add(body.item_id, body.url, record)
         path = store_image(settings.out_dir / IMAGES_DIR, image, durable=False)
     except OSError as exc:  # disk full, permissions: worth another try once fixed
-        reason = f"cannot store: {exc.strerror or exc}"
+        reason = DISK_FULL if is_disk_full(exc) else f"cannot store: {exc.strerror or exc}"
         failed = Outcome(body.item_id, False, reason, retryable=True, attempts=body.attempts)
         return failed, None
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from functools import cache
@@ -15,12 +16,14 @@ from typing import Any
 import jsonschema
 import jsonschema_rs
 
-from acnedata.errors import ManifestError
+from acnedata.errors import DiskFullError, ManifestError, is_disk_full
 
 # 1.1: every item has a `group` (1.0 manifests, without it, still load: readers fall back to
 # the cluster), and may have `extra`
 SCHEMA_VERSION = "1.1"
 MANIFEST_NAME = "manifest.json"
+# A drive letter, a backslash or a NUL makes an item's path mean something else elsewhere.
+_NOT_PLAIN = re.compile(r"^[A-Za-z]:|[\\\x00]")
 
 
 @cache
@@ -74,7 +77,9 @@ class Manifest:
         return self.data["name"]
 
     def file_path(self, item: dict[str, Any]) -> Path:
-        """Absolute path of an item's image file."""
+        """Path of an item's image file, inside the manifest's folder (else ManifestError)."""
+        if not is_plain_relative(item["file"]):
+            raise _outside(self.path, item)
         return self.root / item["file"]
 
     def sha256(self) -> str:
@@ -108,7 +113,45 @@ def load_manifest(path: str | Path) -> Manifest:
                 f"{file}: item {item['id']} has label {item['label']!r}, "
                 f"which is not among the manifest's classes"
             )
+    check_confined(file, file.parent, data["items"])
     return Manifest(data=data, root=file.parent, path=file)
+
+
+def is_plain_relative(rel: str) -> bool:
+    """True for a POSIX path that stays below its folder by its spelling: no /, .., C:, \\."""
+    if not rel or rel.startswith("/") or _NOT_PLAIN.search(rel):
+        return False
+    return all(part not in ("", ".", "..") for part in rel.split("/"))
+
+
+def check_confined(file: Path, root: Path, items: list[dict[str, Any]]) -> None:
+    """Refuse a manifest naming any file outside `root`, by its spelling or through a link.
+
+    A manifest comes from anywhere; were its paths followed, `verify` would hash (and report
+    the existence of) files elsewhere on the disk and acnemodel would read them. Nothing
+    outside `root` is looked at here: folders are resolved once each, files only lstat-ed.
+    """
+    top = root.resolve()
+    inside: dict[str, bool] = {}
+    for item in items:
+        rel = item["file"]
+        if not is_plain_relative(rel):
+            raise _outside(file, item)
+        folder = rel.rpartition("/")[0]
+        ok = inside.get(folder)
+        if ok is None:
+            ok = inside[folder] = (root / folder).resolve().is_relative_to(top)
+        path = root / rel
+        if not ok or (path.is_symlink() and not path.resolve().is_relative_to(top)):
+            raise _outside(file, item)
+
+
+def _outside(file: Path, item: dict[str, Any]) -> ManifestError:
+    return ManifestError(
+        f"{file}: item {item.get('id')!r} names file {item.get('file')!r}, which is outside "
+        "the manifest's folder; a manifest may only name files inside its own folder "
+        "(copy or hard-link them in: links that lead out are refused too)"
+    )
 
 
 def write_manifest(path: str | Path, data: dict[str, Any]) -> Path:
@@ -150,6 +193,8 @@ def atomic_write_text(path: Path, text: str, *, newline: str | None = None) -> N
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise DiskFullError(path.parent) from None
         raise

@@ -18,9 +18,10 @@ from acnedata.catalog import FAILED, FOUND, QUEUED, REJECTED, STORED, Catalog, V
 from acnedata.dedup import groups as grouping
 from acnedata.dedup.content import ContentReport, content_stage
 from acnedata.download import download_queued
-from acnedata.errors import AcnedataError, NetworkError
+from acnedata.errors import AcnedataError, DiskFullError, NetworkError
 from acnedata.export import export, final_label
 from acnedata.http import HttpConfig, PoliteSession, is_public_host, redact
+from acnedata.intake import DISK_FULL
 from acnedata.manifest import atomic_write_text
 from acnedata.portals import PORTALS, PortalContext, PortalHit
 from acnedata.sources import SOURCES, SearchContext
@@ -287,8 +288,12 @@ class Collector:
 
     # --- 4. download ----------------------------------------------------------------------
     def download(self, *, retry_failed: bool = False) -> dict[str, int]:
+        """Download the queued items; a full disk stops the run with DiskFullError, and the
+        next run retries what the disk did not take."""
         if retry_failed:
             self.catalog.requeue_failed()
+        else:
+            self.catalog.requeue_failed(reason=DISK_FULL)
         # Two columns, not whole rows: a 20,000-item queue held whole cost ~100 MB all stage long.
         queued = self.catalog.db.execute(
             "SELECT url, source FROM items WHERE state = ?", (QUEUED,)
@@ -308,11 +313,12 @@ class Collector:
 
             def done(outcome: Any) -> None:
                 tally["stored" if outcome.ok else "failed"] += 1
+                tally["disk full"] += outcome.reason == DISK_FULL
                 if describe:
                     describe(f"download {tally['stored']} stored {tally['failed']} failed")
                 progress.advance()
 
-            return download_queued(
+            counts = download_queued(
                 self.catalog,
                 self.session,
                 self.out,
@@ -320,7 +326,12 @@ class Collector:
                 workers=self.spec.network.concurrency,
                 processes=self.spec.network.processes,
                 on_done=done,
+                # every later item would be downloaded only to fail the same way
+                should_stop=lambda: tally["disk full"] > 0,
             )
+        if tally["disk full"]:
+            raise DiskFullError(self.out)
+        return counts
 
     # --- 5. dedup -------------------------------------------------------------------------
     def dedup(self) -> dict[str, int]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+import hmac
 import io
 import ipaddress
 import json
 import mimetypes
+import secrets
 import signal
 import sqlite3
 import threading
+import time
 import webbrowser
 from collections import Counter
 from functools import lru_cache
@@ -45,6 +48,11 @@ _CSP = (
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 _REPRESENTATIVE = "state = ? AND duplicate_of IS NULL"
+MAX_ROW_ID = 2**63 - 1  # SQLite's largest integer: a bigger id names no item
+MAX_BODY = 65536  # bytes: a decision is a few dozen
+READ_DEADLINE = 10.0  # seconds a client may stall: per read for a request's head, in all for a body
+TOKEN_HEADER = "X-Acnedata-Token"
+_TOKEN_SLOT = b"{{session-token}}"  # where index.html receives the session's token
 
 
 # --- decisions -------------------------------------------------------------------------------
@@ -78,9 +86,17 @@ def _find_item(catalog: Catalog, ident: str | int) -> sqlite3.Row | None:
     rows = catalog.items("key = ?", (text,))
     if rows:
         return rows[0]
-    if text.isdigit():
-        return catalog.item(int(text))
-    return None
+    row_id = parse_row_id(text)
+    return None if row_id is None else catalog.item(row_id)
+
+
+def parse_row_id(text: str) -> int | None:
+    """A numeric catalog id, or None for anything else (other digits, past SQLite's range)."""
+    # isdigit() alone admits "²" and "٣", which int() refuses or reads as another number
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_ROW_ID)):
+        return None
+    value = int(text)
+    return value if value <= MAX_ROW_ID else None
 
 
 def _decidable(catalog: Catalog, row: sqlite3.Row | None, ident: str) -> sqlite3.Row:
@@ -207,7 +223,14 @@ def contact_sheet(catalog: Catalog, spec: DatasetSpec, klass: str) -> list[dict[
 class ReviewServer:
     """The review page and its JSON API on 127.0.0.1; decisions go to the catalog at once."""
 
-    def __init__(self, out_dir: str | Path, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        out_dir: str | Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        read_deadline: float = READ_DEADLINE,
+    ):
         if not _is_loopback(host):
             raise AcnedataError(
                 f"--host {host}: the review page serves clinical images and writes decisions; "
@@ -223,6 +246,11 @@ class ReviewServer:
         self.lock = threading.Lock()
         self.undo_stack: list[tuple[int, str | None]] = []  # (item id, decision before)
         self.manifest: Path | None = None
+        # A client that stops sending (a Content-Length it never fills, half a request line)
+        # is cut off after this long instead of holding a handler thread forever.
+        self.read_deadline = read_deadline
+        # Sent with every POST by the page it is embedded in; a page elsewhere cannot read it.
+        self.token = secrets.token_urlsafe(24)
         self._thread: threading.Thread | None = None
         self._stopped = False
         try:
@@ -334,6 +362,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     server_version = "acnedata-review"
 
+    def setup(self) -> None:
+        self.timeout = self.server.review.read_deadline  # per read, until the body's deadline
+        super().setup()
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the terminal shows the URL and the final count, not one line per thumbnail
 
@@ -362,6 +394,53 @@ class _Handler(BaseHTTPRequestHandler):
         # post decisions; it cannot make the browser send our Host header.
         port = self.server.review.port
         return self.headers.get("Host", "") in (f"127.0.0.1:{port}", f"localhost:{port}")
+
+    def _post_allowed(self) -> bool:
+        """The session's token, and no Origin but our own: defence in depth behind the Host
+        check and the JSON-only rule (a browser always sends Origin with a POST)."""
+        port = self.server.review.port
+        origin = self.headers.get("Origin")
+        if origin is not None and origin not in (
+            f"http://127.0.0.1:{port}",
+            f"http://localhost:{port}",
+        ):
+            return False
+        token = self.headers.get(TOKEN_HEADER, "")
+        return hmac.compare_digest(token.encode(), self.server.review.token.encode())
+
+    def _body(self) -> bytes | None:
+        """The request body, whole, within the read deadline; None once an error was sent."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._error(400, "Content-Length must be a number of bytes")
+            return None
+        if length > MAX_BODY:
+            self.close_connection = True  # the unread body must not be taken for a request
+            self._error(413, f"a request body may be {MAX_BODY} bytes at most")
+            return None
+        deadline = time.monotonic() + self.server.review.read_deadline
+        body, status = b"", 400  # a body cut short by the client
+        try:
+            while len(body) < length:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(length - len(body))
+                if not chunk:
+                    break
+                body += chunk
+        except TimeoutError:
+            status = 408
+        self.connection.settimeout(self.server.review.read_deadline)
+        if len(body) < length:
+            self.close_connection = True
+            self._error(status, f"got {len(body)} of the {length} bytes Content-Length announced")
+            return None
+        return body
 
     # --- GET ------------------------------------------------------------------------------
     def do_GET(self) -> None:
@@ -400,14 +479,16 @@ class _Handler(BaseHTTPRequestHandler):
         if name not in PAGE_FILES:
             return self._error(404, f"{name}: not found")
         body = (resources.files(_PAGE_PACKAGE) / _PAGE_DIR / name).read_bytes()
+        body = body.replace(_TOKEN_SLOT, self.server.review.token.encode())
         return self._send(200, body, PAGE_FILES[name])
 
     def _image(self, ident: str, thumb: bool) -> None:
-        if not ident.isdigit():
+        row_id = parse_row_id(ident)
+        if row_id is None:
             return self._error(404, "images are addressed by numeric item id")
         review = self.server.review
         with review.lock:
-            path = review.image_path(int(ident))
+            path = review.image_path(row_id)
         if path is None:
             return self._error(404, f"item {ident}: no stored image")
         if thumb:
@@ -423,9 +504,14 @@ class _Handler(BaseHTTPRequestHandler):
         # preflight, which this server never answers.
         if not self.headers.get("Content-Type", "").startswith("application/json"):
             return self._error(415, "send JSON (Content-Type: application/json)")
+        if not self._post_allowed():
+            self.close_connection = True
+            return self._error(403, "not this session's page; reload the URL the command printed")
+        body = self._body()
+        if body is None:
+            return None
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            data = json.loads(self.rfile.read(min(length, 65536)) or b"{}")
+            data = json.loads(body or b"{}")
         except ValueError:
             return self._error(400, "the body is not JSON")
         if not isinstance(data, dict):

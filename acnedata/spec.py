@@ -7,6 +7,7 @@ import json
 import sys
 from dataclasses import dataclass, field, replace
 from importlib import resources
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ else:  # pragma: no cover - exercised only on 3.10
     import tomli as tomllib
 
 BUILTIN_PACKAGE = "acnedata.specs"
+MAX_SECONDS = 86_400.0  # a day: longer waits overflow the platform's timeouts (time_t)
 
 # Every source and portal we know, with the endpoint it uses unless [sources.<name>] base_url says
 # otherwise. Portals answer "does a dataset exist?"; sources find images.
@@ -282,12 +284,12 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
     )
     network = NetworkSpec(
         allow_private=net.boolean("allow_private", default=False),
-        min_interval=net.number("min_interval", default=1.0, minimum=0.0),
-        timeout=net.number("timeout", default=30.0, minimum=0.1),
+        min_interval=net.number("min_interval", default=1.0, minimum=0.0, maximum=MAX_SECONDS),
+        timeout=net.number("timeout", default=30.0, minimum=0.1, maximum=MAX_SECONDS),
         max_retries=net.integer("max_retries", default=4, minimum=0),
         concurrency=net.integer("concurrency", default=2, minimum=1),
         per_host_concurrency=net.integer("per_host_concurrency", default=2, minimum=1),
-        rate=net.number("rate", default=0.0, minimum=0.0),
+        rate=check_rate(net.number("rate", default=0.0, minimum=0.0), f"{where}: network.rate"),
         processes=(
             net.integer("processes", default=0, minimum=0)
             if "processes" in r.table("network")
@@ -343,6 +345,13 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         sort_margin=sort.number("margin", default=1.0, minimum=0.0),
         path=where,
     )
+
+
+def check_rate(rate: float, name: str) -> float:
+    """A per-host rate in requests/s: 0 (off), or at least one a day (MAX_SECONDS between)."""
+    if not (rate == 0 or 1 / MAX_SECONDS <= rate < float("inf")):
+        raise SpecError(f"{name} {rate}: use 0 (no limit) or a rate of at least one request a day")
+    return rate
 
 
 def _parse_class(r: _Reader, index: int, raw: dict[str, Any]) -> ClassSpec:
@@ -422,12 +431,22 @@ class _Reader:
             raise self._fail(key, f"at least {minimum}", value)
         return value
 
-    def number(self, key: str, *, default: float, minimum: float | None = None) -> float:
+    def number(
+        self,
+        key: str,
+        *,
+        default: float,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> float:
         value = self._get(key, default, False)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self._fail(key, "a number", value)
+        # nan passes every comparison below and inf overflows sleeps and timeouts later
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not isfinite(value):
+            raise self._fail(key, "a finite number", value)
         if minimum is not None and value < minimum:
             raise self._fail(key, f"at least {minimum}", value)
+        if maximum is not None and value > maximum:
+            raise self._fail(key, f"at most {maximum:g}", value)
         return float(value)
 
     def table(self, key: str) -> dict[str, Any]:

@@ -8,12 +8,13 @@ import io
 import os
 import random
 import re
+import shutil
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -163,7 +164,9 @@ def expand_manifest(
 ) -> ExpandResult:
     """Write augmented copies (PNG) and a new manifest in `out_dir` naming each copy's parent.
 
-    The new manifest lists the original items too, their files referenced relative to `out_dir`.
+    The new manifest lists the original items too, their files hard-linked into `out_dir` under
+    the same names (copied where links cannot be made): a manifest names only files inside its
+    own folder, so the expanded dataset stands on its own.
     """
     from acnemodel import __version__
 
@@ -178,10 +181,12 @@ def expand_manifest(
     plan = plan_copies(manifest.items, to, per_class=per_class, seed=seed)
     items = []
     for item in manifest.items:
-        moved = dict(item)
-        moved["file"] = Path(os.path.relpath(manifest.file_path(item), folder)).as_posix()
-        items.append(moved)
-    used_names: set[str] = set()
+        _link(manifest.file_path(item), folder / item["file"])
+        items.append(dict(item))
+    # an expanded manifest expanded again: its copies' names stay taken
+    used_names = {
+        PurePosixPath(i["file"]).name for i in manifest.items if i["file"].startswith("augmented/")
+    }
     written = []
     for child, pixels in render_copies(manifest, plan.copies, config, seed):
         name = _file_name(child["id"], used_names)
@@ -213,6 +218,27 @@ def expand_manifest(
     data["counts"] = counts
     path = write_manifest(target, data)
     return ExpandResult(manifest=path, written=len(written), total=len(items), short=plan.short)
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Make dst the file src is: a hard link (no space used), or a copy across file systems."""
+    if not src.is_file():
+        raise ModelError(f"{src}: file missing; run `acnedata verify` on the input manifest")
+    if dst.is_file() and os.path.samefile(src, dst):
+        return  # linked by an earlier run, or the input's own folder
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        os.unlink(tmp)  # only the unique name was wanted
+        try:
+            os.link(src, tmp)
+        except OSError:  # another file system, or one without hard links
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _file_name(item_id: str, used: set[str]) -> str:

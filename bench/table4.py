@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -28,22 +29,29 @@ ATTRIBUTION = (
 
 
 def build_manifest(dataset: Path, work: Path) -> Path:
-    """A manifest in WORK whose items point through WORK/images → the dataset's images folder.
+    """A manifest in WORK whose items are hard links in WORK/images to the dataset's images.
 
-    Nothing is copied: the images stay where they are (they must not enter the repository).
+    WORK is outside the repository (the images must not enter it). A manifest names only files
+    inside its own folder, so a symlink to the dataset's folder would be refused: each image is
+    hard-linked instead (copied where WORK is on another file system; ~13 MB).
     Roboflow exports hold augmented copies of one upload named `<upload>.rf.<hash>.jpg`; the
     upload name is the cluster, so the honest split keeps all copies of one photo together.
     The export's own train/valid/test column is ignored: 407 of its 642 uploads span it.
     """
-    work.mkdir(parents=True, exist_ok=True)
-    link = work / "images"
-    if not link.exists():
-        link.symlink_to((dataset / "images").resolve(), target_is_directory=True)
+    images = work / "images"
+    if images.is_symlink():  # the layout of earlier versions
+        images.unlink()
+    images.mkdir(parents=True, exist_ok=True)
     items = []
     with open(dataset / "labels.csv", newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             name = Path(row["file"]).name
             path = dataset / row["file"]
+            if not (images / name).exists():
+                try:
+                    os.link(path, images / name)
+                except OSError:  # another file system
+                    shutil.copyfile(path, images / name)
             with Image.open(path) as img:
                 width, height = img.size
             items.append(

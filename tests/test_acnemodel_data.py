@@ -279,8 +279,11 @@ def test_expand_writes_parents(manifest: Path, tmp_path: Path) -> None:
         assert c["id"] not in original
         data = new.file_path(c).read_bytes()
         assert hashlib.sha256(data).hexdigest() == c["sha256"]
-    # originals are referenced in place, relative to the new manifest's folder
+    # originals are hard-linked into the new manifest's folder, under the same names
     assert all(new.file_path(i).is_file() for i in new.items)
+    for item_id, item in original.items():
+        linked = out / item["file"]
+        assert linked.stat().st_ino == (manifest.parent / item["file"]).stat().st_ino, item_id
     assert new.data["counts"]["augmented_copies"] == len(copies)
     # honest training on the expanded manifest keeps each copy with its parent
     parts = split.split_items(new.items, 0.3, 0)

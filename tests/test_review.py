@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import sqlite3
@@ -21,7 +22,13 @@ from acnedata.demo.mirror import DemoMirror
 from acnedata.demo.spec import demo_spec_toml
 from acnedata.errors import AcnedataError
 from acnedata.pipeline import Collector
-from acnedata.review import ReviewServer, apply_decisions, review_command, review_queue
+from acnedata.review import (
+    TOKEN_HEADER,
+    ReviewServer,
+    apply_decisions,
+    review_command,
+    review_queue,
+)
 from acnedata.spec import load_spec
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -156,6 +163,8 @@ def test_api_decides_at_once_undoes_and_serves_only_its_images(out):
     c = conflict(queue(out))
     with ReviewServer(out) as srv:
         base = srv.url.rstrip("/")
+        api = requests.Session()  # what the page sends with each POST: this session's token
+        api.headers[TOKEN_HEADER] = srv.token
         assert srv.url.startswith("http://127.0.0.1:")
         classes = requests.get(base + "/api/classes", timeout=5).json()["classes"]
         assert [(k["name"], k["key"]) for k in classes] == [
@@ -168,9 +177,9 @@ def test_api_decides_at_once_undoes_and_serves_only_its_images(out):
         q = requests.get(base + "/api/queue", timeout=5).json()
         assert q["decided"] == 0 and q["total"] == len(q["items"]) >= 2
 
-        r = requests.post(base + "/api/decide", json={"id": c["id"], "decision": "2"}, timeout=5)
+        r = api.post(base + "/api/decide", json={"id": c["id"], "decision": "2"}, timeout=5)
         assert r.status_code == 400 and "not a class" in r.json()["error"]  # keys are the page's
-        r = requests.post(
+        r = api.post(
             base + "/api/decide", json={"id": c["key"], "decision": "pustulosa"}, timeout=5
         )
         assert r.status_code == 200, r.text
@@ -178,16 +187,16 @@ def test_api_decides_at_once_undoes_and_serves_only_its_images(out):
         assert decision_of(out, c["id"]) == "pustular"  # committed before the reply
         sheet = requests.get(base + "/api/sheet?class=pustular", timeout=5).json()
         assert c["id"] in {i["id"] for i in sheet["items"]}
-        r = requests.post(base + "/api/decide", json={"id": c["id"], "decision": "x"}, timeout=5)
+        r = api.post(base + "/api/decide", json={"id": c["id"], "decision": "x"}, timeout=5)
         assert decision_of(out, c["id"]) == "reject"
         assert srv.decisions_made == 2
 
-        r = requests.post(base + "/api/undo", json={}, timeout=5)
+        r = api.post(base + "/api/undo", json={}, timeout=5)
         assert r.json()["item"]["decision"] == "pustular" == decision_of(out, c["id"])
-        requests.post(base + "/api/undo", json={}, timeout=5)
+        api.post(base + "/api/undo", json={}, timeout=5)
         assert decision_of(out, c["id"]) is None
-        assert requests.post(base + "/api/undo", json={}, timeout=5).status_code == 409
-        requests.post(base + "/api/decide", json={"id": c["id"], "decision": "papular"}, timeout=5)
+        assert api.post(base + "/api/undo", json={}, timeout=5).status_code == 409
+        api.post(base + "/api/decide", json={"id": c["id"], "decision": "papular"}, timeout=5)
 
         # Images: by numeric id, only from out/images, never anything else on disk.
         image = requests.get(f"{base}/image/{c['id']}", timeout=5)
@@ -210,15 +219,13 @@ def test_api_decides_at_once_undoes_and_serves_only_its_images(out):
         assert requests.get(f"{base}/image/{c['id']}", timeout=5).status_code == 404
 
         # A page on another origin cannot post decisions (DNS rebinding, plain forms).
-        evil = requests.post(
+        evil = api.post(
             base + "/api/decide",
             json={"id": c["id"], "decision": "reject"},
             headers={"Host": "evil.example:80"},
             timeout=5,
         )
-        form = requests.post(
-            base + "/api/decide", data={"id": c["id"], "decision": "reject"}, timeout=5
-        )
+        form = api.post(base + "/api/decide", data={"id": c["id"], "decision": "reject"}, timeout=5)
         assert (evil.status_code, form.status_code) == (403, 415)
         assert decision_of(out, c["id"]) == "papular"
         page = requests.get(base + "/", timeout=5)
@@ -272,7 +279,15 @@ def test_cli_serves_until_ctrl_c_then_rewrites_the_manifest(out):
         line = proc.stdout.readline()
         assert line.startswith("review page: http://127.0.0.1:"), line + proc.stderr.read()
         url = line.split()[2]
-        r = requests.post(url + "api/decide", json={"id": c["id"], "decision": "x"}, timeout=5)
+        # the token a browser finds in the page
+        page = requests.get(url, timeout=5).text
+        token = re.search(r'name="acnedata-token" content="([^"]+)"', page).group(1)
+        r = requests.post(
+            url + "api/decide",
+            json={"id": c["id"], "decision": "x"},
+            headers={TOKEN_HEADER: token},
+            timeout=5,
+        )
         assert r.status_code == 200
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=20)

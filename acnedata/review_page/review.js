@@ -38,10 +38,13 @@ function link(url, text) {
   return el("a", { href, target: "_blank", rel: "noopener noreferrer", text: text || href });
 }
 
+// The server's per-session token, in the page it served: POSTs without it are refused.
+const TOKEN = document.querySelector('meta[name="acnedata-token"]').content;
+
 async function api(path, body) {
   const opts = body === undefined ? {} : {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", "X-Acnedata-Token": TOKEN },
     body: JSON.stringify(body),
   };
   const res = await fetch(path, opts);

@@ -21,12 +21,16 @@ def folder_candidates(
     page_url: str | None = None,
     label_map=None,
     citation: str | None = None,
+    within: Path | None = None,
 ) -> Iterator[Candidate]:
     """Every image under root/<class>/..., labelled by its first-level folder.
 
     A sidecar `<image>.json` (or `<class>/licence.json` for the whole folder) may give
     licence, licence_url, author, page_url and title; it wins over the defaults passed in.
+    Links are followed only while they stay inside `within` (default: root); one that leads
+    out refuses the folder, as a labels CSV naming such a file does.
     """
+    top = (within or root).resolve()
     if not root.is_dir():
         raise SourceError(f"{root}: folder not found; give a folder with one subfolder per class")
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -38,14 +42,15 @@ def folder_candidates(
             label = label_map(label)
             if label is None:
                 continue  # a folder that names no class of the spec
-        folder_meta = _sidecar(class_dir / "licence.json")
+        folder_meta = _sidecar(class_dir / "licence.json", top)
         for path in sorted(class_dir.rglob("*")):
             if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
                 continue
+            real = _inside(path, top)
             meta = {
                 **folder_meta,
-                **_sidecar(path.with_name(path.name + ".json")),
-                **_sidecar(path.with_suffix(".json")),
+                **_sidecar(path.with_name(path.name + ".json"), top),
+                **_sidecar(path.with_suffix(".json"), top),
             }
             raw = {"licence": meta.get("licence") or meta.get("license") or licence or ""}
             if meta.get("licence_url") or meta.get("license_url"):
@@ -54,7 +59,7 @@ def folder_candidates(
             yield Candidate(
                 source="folder",
                 source_id=rel,
-                url=path.resolve().as_uri(),
+                url=real.as_uri(),
                 page_url=meta.get("page_url") or page_url,
                 title=meta.get("title") or path.stem,
                 author=meta.get("author") or author,
@@ -65,9 +70,21 @@ def folder_candidates(
             )
 
 
-def _sidecar(path: Path) -> dict[str, Any]:
+def _inside(path: Path, top: Path) -> Path:
+    """The file `path` really is; a link out of `top` (a photo elsewhere, /etc/passwd) refuses."""
+    real = path.resolve()
+    if not real.is_relative_to(top):
+        raise SourceError(
+            f"{path}: points outside {top}; paths must stay inside the dataset folder "
+            "(copy the file in instead of linking to it)"
+        )
+    return real
+
+
+def _sidecar(path: Path, top: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
+    path = _inside(path, top)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
