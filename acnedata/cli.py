@@ -539,6 +539,36 @@ def manifest(out: DirArg) -> None:
     console.print(f"wrote {path} with {n} items")
 
 
+@app.command("export")
+@user_errors
+def export_(
+    manifest_dir: Annotated[
+        Path, typer.Argument(metavar="DIR", help="A folder holding manifest.json, or the file.")
+    ],
+    to: Annotated[str, typer.Option("--to", help="imagefolder, hf, webdataset or croissant.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the export in.")],
+    shard_size: Annotated[
+        int, typer.Option(help="Items per Parquet or tar shard (hf, webdataset).")
+    ] = 1000,
+    push: Annotated[
+        str | None,
+        typer.Option(help="hf only: upload the export to this Hub dataset repo (user/name)."),
+    ] = None,
+) -> None:
+    """Export the manifest for other training stacks, keeping labels, splits, groups, licences."""
+    from acnedata.formats import export_manifest
+
+    if push and to != "hf":
+        raise AcnedataError(f"--push {push}: only an hf export can be pushed; use --to hf")
+    options = {"shard_items": shard_size} if to in ("hf", "webdataset") else {}
+    path = export_manifest(manifest_dir, to, out, **options)
+    typer.echo(f"wrote the {to} export to {path}")
+    if push:
+        from acnedata.formats.hf import push as push_to_hub
+
+        typer.echo(f"pushed to {push_to_hub(path, push)}")
+
+
 @app.command()
 @user_errors
 def verify(out: DirArg) -> None:
