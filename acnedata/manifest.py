@@ -18,6 +18,7 @@ import jsonschema
 import jsonschema_rs
 
 from acnedata.errors import ManifestError
+from acnedata.fsmode import file_mode
 
 # 1.1: every item has a `group` (1.0 manifests, without it, still load: readers fall back to
 # the cluster), and may have `extra`
@@ -193,6 +194,7 @@ def atomic_write_text(path: Path, text: str, *, newline: str | None = None) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp's 0600 would hide shared outputs from the team
         with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
             fh.write(text)
             fh.flush()
