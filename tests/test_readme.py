@@ -32,8 +32,8 @@ def section(title: str) -> str:
     """The README's text under a `### title` heading, up to the next heading."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     start = readme.index(f"### {title}\n")
-    end = min(readme.find("\n## ", start + 1) % 10**9, readme.find("\n### ", start + 1) % 10**9)
-    return readme[start:end]
+    ends = [i for i in (readme.find("\n## ", start), readme.find("\n### ", start)) if i != -1]
+    return readme[start : min(ends, default=len(readme))]
 
 
 def blocks(text: str, lang: str = "") -> list[str]:
