@@ -17,7 +17,8 @@ app = typer.Typer(
     help="Build legally clean, de-duplicated, labelled image datasets from public sources.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # plain click help: option names in full at any width (rich's boxes cut them to "--licen…")
+    rich_markup_mode=None,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,6 +34,9 @@ ContactOpt = Annotated[
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object (shape: README, Scripting).")
+]
 ProcessesOpt = Annotated[
     int | None,
     typer.Option(
@@ -112,21 +116,23 @@ def collect(
         bool, typer.Option(help="Allow loopback/private addresses (mirrors, tests).")
     ] = False,
     quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Run every stage: portals, search, licence gate, download, dedup, sort, manifest."""
     from acnedata.console import RichReporter, console, portal_table
     from acnedata.pipeline import Collector
 
-    with Collector(_load(spec, contact, allow_private), out, reporter=RichReporter(quiet)) as col:
+    reporter = RichReporter(quiet or as_json)
+    with Collector(_load(spec, contact, allow_private), out, reporter=reporter) as col:
         summary = col.collect(collect_anyway=collect_anyway, retry_failed=retry_failed)
-        if summary.stopped_for_portal:
+        if summary.stopped_for_portal and not as_json:
             console.print(portal_table(summary.portals))
             console.print(
                 "A public dataset already fits this spec: use it (see the table), or "
                 "run again with --collect-anyway to collect images yourself."
             )
             return
-        _print_summary(summary)
+        _finish(summary, out, as_json)
 
 
 @app.command()
@@ -215,6 +221,7 @@ def fetch(
     retry_failed: Annotated[bool, typer.Option(help="Retry items whose download failed.")] = False,
     processes: ProcessesOpt = None,
     quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Download a URL list without a spec; rerunning resumes. Writes catalog, images, manifest."""
     from acnedata.console import RichReporter
@@ -235,12 +242,14 @@ def fetch(
         workers=workers,
     )
     spec = _with_network(spec, workers=workers, per_host=per_host, rate=rate, processes=processes)
-    with Collector(spec, out, reporter=RichReporter(quiet)) as col:
+    with Collector(spec, out, reporter=RichReporter(quiet or as_json)) as col:
         summary = col.build(retry_failed=retry_failed)
         failures = col.catalog.top_reasons("failed", limit=20)
-    _print_download_line(summary.download)
-    _print_summary(summary)
-    _print_failures(failures)
+    if not as_json:
+        _print_download_line(summary.download)
+    _finish(summary, out, as_json)
+    if not as_json:
+        _print_failures(failures)
 
 
 @app.command("import")
@@ -292,6 +301,7 @@ def import_(
     contact: ContactOpt = None,
     allow_private: Annotated[bool, typer.Option(help="Allow loopback/private addresses.")] = False,
     quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Bring in an existing dataset, its licence and citation on every item (local: no network)."""
     from acnedata.console import RichReporter
@@ -318,9 +328,9 @@ def import_(
         mosaics=mosaics,
         contact=contact,
         session=session,
-        reporter=RichReporter(quiet),
+        reporter=RichReporter(quiet or as_json),
     )
-    _print_summary(summary)
+    _finish(summary, out, as_json)
 
 
 @app.command()
@@ -419,6 +429,32 @@ def _timed_download(col: Any, retry_failed: bool) -> dict[str, int]:
     counts = col.download(retry_failed=retry_failed)
     _print_download_line({**counts, "seconds": time.perf_counter() - started})
     return counts
+
+
+NOTHING_STORED = 3  # exit status: items were attempted and none was stored (README: Exit codes)
+
+
+def _exit_if_nothing_stored(summary: Any, out: Path) -> None:
+    """A run that tried to download and stored nothing is a failure a script must see."""
+    counts = summary.download or {}
+    if counts.get("failed", 0) and not counts.get("stored", 0):
+        typer.echo(
+            f"error: none of the {counts['failed']} downloads of this run was stored; "
+            f"see acnedata status {out} --show failed",
+            err=True,
+        )
+        raise typer.Exit(NOTHING_STORED)
+
+
+def _finish(summary: Any, out: Path, as_json: bool) -> None:
+    """The closing output of a run (the summary, or its JSON) and its exit status."""
+    if as_json:
+        from acnedata.cli_json import summary_dict
+
+        typer.echo(json.dumps(summary_dict(summary), ensure_ascii=False))
+    else:
+        _print_summary(summary)
+    _exit_if_nothing_stored(summary, out)
 
 
 def _print_download_line(counts: dict[str, float] | None) -> None:
@@ -550,7 +586,7 @@ def dedup(
 
 @app.command()
 @user_errors
-def manifest(out: DirArg) -> None:
+def manifest(out: DirArg, as_json: JsonOpt = False) -> None:
     """Rewrite manifest.json (and the attribution files) from the catalog."""
     from acnedata.console import console
     from acnedata.pipeline import Collector
@@ -558,16 +594,53 @@ def manifest(out: DirArg) -> None:
     with Collector.reopen(out) as col:
         path = col.write_manifest()
         n = len(json.loads(path.read_text("utf-8"))["items"])
+    if as_json:
+        typer.echo(json.dumps({"manifest": str(path), "items": n}))
+        return
     console.print(f"wrote {path} with {n} items")
+
+
+@app.command("export")
+@user_errors
+def export_(
+    manifest_dir: Annotated[
+        Path, typer.Argument(metavar="DIR", help="A folder holding manifest.json, or the file.")
+    ],
+    to: Annotated[str, typer.Option("--to", help="imagefolder, hf, webdataset or croissant.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the export in.")],
+    shard_size: Annotated[
+        int, typer.Option(help="Items per Parquet or tar shard (hf, webdataset).")
+    ] = 1000,
+    push: Annotated[
+        str | None,
+        typer.Option(help="hf only: upload the export to this Hub dataset repo (user/name)."),
+    ] = None,
+) -> None:
+    """Export the manifest for other training stacks, keeping labels, splits, groups, licences."""
+    from acnedata.formats import export_manifest
+
+    if push and to != "hf":
+        raise AcnedataError(f"--push {push}: only an hf export can be pushed; use --to hf")
+    options = {"shard_items": shard_size} if to in ("hf", "webdataset") else {}
+    path = export_manifest(manifest_dir, to, out, **options)
+    typer.echo(f"wrote the {to} export to {path}")
+    if push:
+        from acnedata.formats.hf import push as push_to_hub
+
+        typer.echo(f"pushed to {push_to_hub(path, push)}")
 
 
 @app.command()
 @user_errors
-def verify(out: DirArg) -> None:
+def verify(out: DirArg, as_json: JsonOpt = False) -> None:
     """Re-hash every file the manifest names; exit 1 listing anything missing or changed."""
     from acnedata.export import verify as verify_manifest
 
     report = verify_manifest(out)
+    if as_json:
+        typer.echo(json.dumps({"checked": report.checked, "missing": report.missing,
+                               "changed": report.changed, "ok": report.ok}))  # fmt: skip
+        raise typer.Exit(0 if report.ok else 1)
     for f in report.missing:  # plain lines (no wrapping): scripts read these
         typer.echo(f"missing: {f}")
     for f in report.changed:
@@ -590,6 +663,7 @@ def status(
             help="List items in this state (rejected, failed, review) with their reasons."
         ),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """What the catalog holds: items per state, and the reasons for rejections and failures."""
     from acnedata.pipeline import Collector
@@ -610,6 +684,12 @@ def status(
             rows = [(r["key"], r[column]) for r in col.catalog.items("state = ?", (show,))]
         elif show:
             raise AcnedataError(f"--show {show}: unknown; use rejected, failed or review")
+    if as_json:
+        from acnedata.cli_json import summary_dict
+
+        shown = {"show": show, "items": [{"id": k, "reason": r} for k, r in rows]} if show else {}
+        typer.echo(json.dumps({**summary_dict(summary), **shown}, ensure_ascii=False))
+        return
     _print_summary(summary)
     for key, reason in rows:
         typer.echo(f"{key}\t{reason}")
@@ -654,4 +734,6 @@ def _root(
 
 
 def main() -> None:
-    app(prog_name="acnedata")
+    from acnedata.cli_help import run
+
+    run(app, "acnedata")

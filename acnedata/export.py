@@ -123,10 +123,13 @@ def build_manifest(catalog: Catalog, spec: DatasetSpec) -> dict[str, Any]:
 
 
 def export(catalog: Catalog, spec: DatasetSpec, out_dir: Path) -> Path:
-    """Write manifest.json (validated, atomic) and the attribution files beside it."""
+    """Write manifest.json (validated, atomic), the attribution files and DATASET_CARD.md."""
+    from acnedata.formats.card import catalog_exclusions, write_card
+
     data = build_manifest(catalog, spec)
     path = write_manifest(out_dir / "manifest.json", data)
     write_attribution(out_dir, data["items"], dataset_name=spec.name)
+    write_card(out_dir, data, catalog_exclusions(catalog))
     return path
 
 

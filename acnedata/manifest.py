@@ -7,7 +7,9 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -17,6 +19,7 @@ import jsonschema
 import jsonschema_rs
 
 from acnedata.errors import DiskFullError, ManifestError, is_disk_full
+from acnedata.fsmode import file_mode
 
 # 1.1: every item has a `group` (1.0 manifests, without it, still load: readers fall back to
 # the cluster), and may have `extra`
@@ -85,6 +88,52 @@ class Manifest:
     def sha256(self) -> str:
         """sha256 of the manifest file as written, for provenance in downstream metrics."""
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+    # --- a small collection of items (see manifest_view.py for what they do) ---------------
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.items)
+
+    def filter(
+        self,
+        *,
+        label: str | Iterable[str] | None = None,
+        split: str | Iterable[str] | None = None,
+        licence: str | Iterable[str] | None = None,
+    ) -> Manifest:
+        """The items matching every criterion given, as a Manifest of its own."""
+        keep = [i for i in self.items if _matches(i, label=label, split=split, licence=licence)]
+        return replace(self, data={**self.data, "items": keep})
+
+    def paths(self) -> list[Path]:
+        """Absolute paths of the items' image files, in order."""
+        return [self.file_path(item) for item in self.items]
+
+    def to_pandas(self) -> Any:
+        """One row per item (the flat fields every export keeps); needs the pandas extra."""
+        from acnedata.manifest_view import to_pandas
+
+        return to_pandas(self)
+
+
+def _values(wanted: str | Iterable[str]) -> list[str]:
+    return [wanted] if isinstance(wanted, str) else list(wanted)
+
+
+def _matches(item: dict[str, Any], **criteria: str | Iterable[str] | None) -> bool:
+    """label and split compare exactly; licence takes SPDX patterns (`CC-BY-*`)."""
+    for key, wanted in criteria.items():
+        if wanted is None:
+            continue
+        if key == "licence":
+            spdx = item["licence"]["spdx"]
+            if not any(fnmatchcase(spdx, p) for p in _values(wanted)):
+                return False
+        elif item.get(key) not in _values(wanted):
+            return False
+    return True
 
 
 def resolve_path(path: str | Path) -> Path:
@@ -188,6 +237,7 @@ def atomic_write_text(path: Path, text: str, *, newline: str | None = None) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp's 0600 would hide shared outputs from the team
         with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
             fh.write(text)
             fh.flush()

@@ -24,3 +24,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'acnemodel' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names (lazy ones included) and the module's dunders, not its helpers."""
+    return sorted({*__all__, "__version__", *(n for n in globals() if n.startswith("__"))})

@@ -13,7 +13,10 @@ app = typer.Typer(
     help="Train, compare and predict Keras models from acnedata manifests.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # plain click help: option names in full at any width (rich's boxes cut them short)
+    rich_markup_mode=None,
 )
+MODEL_EXTRA_HINT = "install the model extra: pip install 'acnedata[model]'"
 T = TypeVar("T")
 
 # TensorFlow and Keras are imported inside the commands, so `acnemodel --help` stays fast.
@@ -342,5 +345,39 @@ def list_models() -> None:
         typer.echo(f"{spec.name:8} {h}×{w}  {spec.summary}")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from acnemodel import __version__
+
+        typer.echo(f"acnemodel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Show TensorFlow's own start-up and log lines.")
+    ] = False,
+) -> None:
+    """acnemodel: Keras models from acnedata manifests."""
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+
+
 def main() -> None:
-    app()
+    import importlib.util
+    import sys
+
+    from acnedata.cli_help import run
+
+    # Every command but --version needs TensorFlow: without it, one line, not a traceback.
+    if importlib.util.find_spec("tensorflow") is None and "--version" not in sys.argv[1:]:
+        typer.echo(MODEL_EXTRA_HINT, err=True)
+        raise SystemExit(1)
+    if "--verbose" not in sys.argv[1:]:
+        _quiet_tf()
+    run(app, "acnemodel")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import random
 import shutil
 import subprocess
@@ -68,6 +69,7 @@ def write_set(out: Path, files: list[tuple[Image.Image | Path, str, str]], seed:
         truth[name] = key
         rows.append((f"images/{name}", label))
     rng.shuffle(rows)
+    (out / "truth.json").write_text(json.dumps(truth))  # for looking into a run afterwards
     with (out / "labels.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["file", "label"])
