@@ -555,8 +555,12 @@ def dedup(
             grouped = col.group()
             sorted_counts = col.sort()
             oversized = col.summary().oversized_groups
-        regional = {"mosaics": content.mosaics, "excluded": content.excluded,
-                    "region_links": content.links, "relations": content.relations}  # fmt: skip
+        regional = {
+            "mosaics": content.mosaics,
+            "excluded": content.excluded,
+            "region_links": content.links,
+            "relations": content.relations,
+        }
         if as_json:
             typer.echo(json.dumps({**counts, **regional, **grouped, **sorted_counts}))
         else:
@@ -638,8 +642,16 @@ def verify(out: DirArg, as_json: JsonOpt = False) -> None:
 
     report = verify_manifest(out)
     if as_json:
-        typer.echo(json.dumps({"checked": report.checked, "missing": report.missing,
-                               "changed": report.changed, "ok": report.ok}))  # fmt: skip
+        typer.echo(
+            json.dumps(
+                {
+                    "checked": report.checked,
+                    "missing": report.missing,
+                    "changed": report.changed,
+                    "ok": report.ok,
+                }
+            )
+        )
         raise typer.Exit(0 if report.ok else 1)
     for f in report.missing:  # plain lines (no wrapping): scripts read these
         typer.echo(f"missing: {f}")
@@ -650,6 +662,30 @@ def verify(out: DirArg, as_json: JsonOpt = False) -> None:
         f"{len(report.changed)} changed"
     )
     if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def audit(
+    train: Annotated[
+        str, typer.Argument(help="Train side: a folder, a manifest, or MANIFEST:train.")
+    ],
+    test: Annotated[str, typer.Argument(help="Test side: a folder, a manifest, or MANIFEST:test.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Near-copies across a split, by content: crops, mosaic tiles, overlaps; exit 1 if any."""
+    from acnedata.audit import audit as audit_sides
+
+    leaks = audit_sides(train, test)
+    if as_json:
+        typer.echo(json.dumps({"leaks": [leak.as_dict() for leak in leaks]}, indent=2))
+    else:
+        for leak in leaks:
+            typer.echo(leak.line())
+        tests = len({leak.test for leak in leaks})
+        typer.echo(f"{len(leaks)} cross-split near-copies; {tests} test images share content")
+    if leaks:
         raise typer.Exit(1)
 
 

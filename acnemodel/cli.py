@@ -43,6 +43,13 @@ ExpandToOpt = Annotated[
 ]
 PerClassOpt = Annotated[bool, typer.Option(help="expansion target counts per class")]
 NoAugmentOpt = Annotated[bool, typer.Option("--no-augment", help="no on-the-fly augmentation")]
+AllowLeaksOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-leaks",
+        help="honest protocol: train even when a test item shares content with a train item",
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no per-epoch progress")]
 RotationOpt = Annotated[float, typer.Option(help="rotation range, degrees")]
 WShiftOpt = Annotated[float, typer.Option(help="width shift range, fraction")]
@@ -154,6 +161,7 @@ def train(
     brightness_range: BrightOpt = None,
     fill_mode: FillOpt = "nearest",
     augment_engine: EngineOpt = "affine",
+    allow_leaks: AllowLeaksOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Train one model: OUT/model.keras, history.json, metrics.json, curves.png, confusion.png,
@@ -178,6 +186,7 @@ def train(
             interpolation=interpolation,
             expand_to=expand_to,
             per_class=per_class,
+            allow_leaks=allow_leaks,
         )
         open_manifest(manifest)  # missing files and empty classes fail before TF loads
         _quiet_tf()
@@ -214,6 +223,7 @@ def compare(
     brightness_range: BrightOpt = None,
     fill_mode: FillOpt = "nearest",
     augment_engine: EngineOpt = "affine",
+    allow_leaks: AllowLeaksOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Train several models on one split: OUT/table.md, table.json, curves.png, OUT/<model>/."""
@@ -242,6 +252,7 @@ def compare(
             interpolation=interpolation,
             expand_to=expand_to,
             per_class=per_class,
+            allow_leaks=allow_leaks,
         )
         open_manifest(manifest)
         _quiet_tf()

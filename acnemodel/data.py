@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from acnedata.audit import Leak
 from acnedata.manifest import Manifest, load_manifest
+from acnemodel import leaks as leak_audit
 from acnemodel import split
 from acnemodel.augment import AugmentConfig, augment_where, build_augmenter
 from acnemodel.errors import ModelError
@@ -105,6 +107,7 @@ def load_dataset(
     augment: AugmentConfig | None = DEFAULT_AUGMENT,
     expand_to: int | None = None,
     per_class: bool = False,
+    allow_leaks: bool = False,
 ) -> DataSplits:
     """Read a manifest into train / validation / test tf.data datasets of (image, one-hot label).
 
@@ -114,6 +117,9 @@ def load_dataset(
     paper: expand the pool to `expand_to` items (default 20,793) first, then a random split, no
     further augmentation — copies of one photo land on both sides, as in the paper.
     Decoded pixels are cached in memory per arguments, so repeated calls decode once.
+    Before that, every test item is checked against train by content (acnedata's region
+    matcher): the honest protocol refuses a split where one shares a region with a train item,
+    unless allow_leaks; `info["leaked_test_items"]` counts group and content leaks alike.
     """
     path = Path(manifest).resolve()
     stamp = _stamp(path)
@@ -129,6 +135,9 @@ def load_dataset(
         per_class,
         augment if protocol == "paper" else None,  # only the paper's expansion uses it here
     )
+    if protocol == "honest" and not allow_leaks:
+        leaks = [Leak(**d) for d in prepared.info["content_leaks"]]
+        leak_audit.refuse_content_leaks(leaks, str(path))
     return to_datasets(
         prepared,
         tuple(image_size),
@@ -257,7 +266,12 @@ def prepare(
             short_of_target=plan.short,
             fixed_split_fields_ignored=any("split" in i for i in manifest.items),
         )
-    info["leaked_test_items"] = split.leaked_test_items(parts_items)
+    # Leaks by content too: a crop or mosaic tile of a train image that no group joined.
+    leaks = leak_audit.content_leaks(manifest, parts_items)
+    info["content_leaks"] = [leak.as_dict() for leak in leaks]
+    info["leaked_test_items"] = leak_audit.leaked_ids(
+        parts_items, split.group_leaked_ids(parts_items), leaks
+    )
 
     originals = [i for items in parts_items.values() for i in items if i["id"] not in pixels]
     pixels.update(decode_items(manifest, originals, image_size, interpolation))

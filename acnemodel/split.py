@@ -130,6 +130,13 @@ def _spanning(parts: dict[str, list[Item]]) -> dict[str, tuple[list[Item], list[
     return {k: (train[k], test[k]) for k in sorted(train.keys() & test.keys())}
 
 
+def group_leaked_ids(parts: dict[str, list[Item]]) -> set[str]:
+    """Ids of the test items whose group has an item in train."""
+    keys = group_keys([i for part in parts.values() for i in part])
+    train_keys = {keys[i["id"]] for i in parts["train"]}
+    return {i["id"] for i in parts["test"] if keys[i["id"]] in train_keys}
+
+
 def leaked_test_items(parts: dict[str, list[Item]]) -> int:
     """How many test items share a group (content, provenance, duplicate, parent) with train."""
     keys = group_keys([i for part in parts.values() for i in part])

@@ -35,6 +35,7 @@ class TrainConfig:
     augment: AugmentConfig | None = DEFAULT_AUGMENT  # None: no on-the-fly augmentation
     expand_to: int | None = None  # paper protocol pool size; None: the paper's 20,793
     per_class: bool = False
+    allow_leaks: bool = False  # honest protocol: train even if test shares content with train
     learning_rate: float = 1e-3  # Adam's default, as the paper used adam untuned
     verbose: int = 2  # Keras's own progress: one line per epoch
     n_predictions: int = 5
@@ -80,6 +81,7 @@ def load(manifest: str | Path, model: str, config: TrainConfig) -> DataSplits:
         augment=config.augment,
         expand_to=config.expand_to,
         per_class=config.per_class,
+        allow_leaks=config.allow_leaks,
     )
 
 

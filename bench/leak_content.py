@@ -78,8 +78,20 @@ def write_set(out: Path, files: list[tuple[Image.Image | Path, str, str]], seed:
 
 
 def run_import(folder: Path, out: Path, mosaics: str) -> tuple[Path, float]:
-    command = [sys.executable, "-m", "acnedata", "import", str(folder / "labels.csv"), "--out",
-               str(out), "--licence", "CC-BY-4.0", "--mosaics", mosaics, "--quiet"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "acnedata",
+        "import",
+        str(folder / "labels.csv"),
+        "--out",
+        str(out),
+        "--licence",
+        "CC-BY-4.0",
+        "--mosaics",
+        mosaics,
+        "--quiet",
+    ]
     t0 = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -162,8 +174,10 @@ def augmented(csv_path: Path, work: Path, photos: int, copies: int, seed: int) -
         files += [(roboflow_variant(rgb, rng), r["label"], f"p{k}") for _ in range(copies)]
     folder = work / "augmented"
     truth = write_set(folder, files, seed)
-    print(f"augmented: {len(picked)} photos, {copies} augmented copies each + the photo, "
-          f"{len(files)} files under random names")  # fmt: skip
+    print(
+        f"augmented: {len(picked)} photos, {copies} augmented copies each + the photo, "
+        f"{len(files)} files under random names"
+    )
     manifest, seconds = run_import(folder, work / "augmented-out", "exclude")
     report("augmented", measure(manifest, truth, seed), len(picked), seconds)
 

@@ -7,7 +7,6 @@ import math
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,12 @@ class ContentReport:
 
 
 def scan_image(image: Image.Image, config: regions.RegionConfig) -> tuple[Any, Any]:
-    """(mosaic seams or None, region features) of one decoded image."""
-    return mosaics.find_mosaic(image), regions.features(image.convert("L"), config)
+    """(mosaic seams or None, region features) of one decoded image; a mosaic's features are
+    found tile by tile (see regions.tiled_features)."""
+    mosaic = mosaics.find_mosaic(image)
+    if mosaic is not None:
+        return mosaic, regions.tiled_features(image, mosaic.cells(), config)
+    return None, regions.features(image.convert("L"), config)
 
 
 def _scan_file(path: str, config: regions.RegionConfig) -> tuple[Any, Any] | None:
@@ -71,9 +74,10 @@ def scan_files(
             out += _scan_chunk(chunk, config)
             advance(len(chunk))
         return out
-    with ProcessPoolExecutor(workers) as pool:
-        for chunk, part in zip(chunks, pool.map(_scan_chunk, chunks, [config] * len(chunks)),
-                               strict=True):  # fmt: skip
+    with regions.process_pool(workers) as pool:
+        for chunk, part in zip(
+            chunks, pool.map(_scan_chunk, chunks, [config] * len(chunks)), strict=True
+        ):
             out += part
             advance(len(chunk))
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,12 @@ class Mosaic:
     tiles: int  # 4 for a 2x2 grid, 2 for two tiles side by side or stacked
     seams: tuple[tuple[str, float], ...]  # ("x" or "y", position as a share of the side)
     score: float
+
+    def cells(self) -> list[tuple[float, float, float, float]]:
+        """The tiles as (x0, y0, x1, y1) shares of the width and height."""
+        xs = [0.0, *(p for axis, p in self.seams if axis == "x"), 1.0]
+        ys = [0.0, *(p for axis, p in self.seams if axis == "y"), 1.0]
+        return [(x0, y0, x1, y1) for y0, y1 in pairwise(ys) for x0, x1 in pairwise(xs)]
 
     @property
     def reason(self) -> str:

@@ -1,0 +1,56 @@
+"""Content leak audit of a split: test items that share a region with a train item."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from acnedata.audit import Leak, audit_paths
+from acnedata.manifest import Manifest
+from acnemodel.errors import LeakError
+
+Item = dict[str, Any]
+SHOWN = 3  # pairs named in a refusal
+
+
+def content_leaks(manifest: Manifest, parts: dict[str, list[Item]]) -> list[Leak]:
+    """(test, train) pairs that share content, by acnedata's region matcher, with item ids in
+    place of paths. Copies made by acnemodel (with a `parent`) are left to the group check:
+    they are linked to their parent already, and auditing thousands of them would be slow."""
+    train = [i for i in parts["train"] if "parent" not in i]
+    test = [i for i in parts["test"] if "parent" not in i]
+    if not train or not test:
+        return []
+    leaks = audit_paths(
+        [manifest.file_path(i) for i in train], [manifest.file_path(i) for i in test]
+    )
+    by_path = {str(manifest.file_path(i)): i["id"] for i in train + test}
+    return [
+        Leak(
+            by_path[leak.test],
+            by_path[leak.train],
+            leak.relation,
+            leak.area_test,
+            leak.area_train,
+            leak.inliers,
+        )
+        for leak in leaks
+    ]
+
+
+def leaked_ids(parts: dict[str, list[Item]], group_leaked: set[str], leaks: list[Leak]) -> int:
+    """Test items that share a group or any content with train."""
+    return len(group_leaked | {leak.test for leak in leaks})
+
+
+def refuse_content_leaks(leaks: list[Leak], where: str) -> None:
+    """Raise LeakError naming the first pairs when test items share content with train."""
+    if not leaks:
+        return
+    tests = len({leak.test for leak in leaks})
+    shown = "; ".join(leak.line() for leak in leaks[:SHOWN])
+    more = f" (+{len(leaks) - SHOWN} more pairs)" if len(leaks) > SHOWN else ""
+    raise LeakError(
+        f"{where}: {tests} test item(s) share content with train: {shown}{more}; refusing to "
+        "train — re-run `acnedata dedup` on the collection so they are grouped, or pass "
+        "--allow-leaks to train anyway"
+    )

@@ -1,0 +1,171 @@
+"""Region-level near-copies, mosaics and the content leak audit, on generated photo-like images."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from imagefactory import make_image
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+from typer.testing import CliRunner
+
+from acnedata.cli import app
+from acnedata.dedup import regions
+from acnedata.dedup.content import scan_image
+from acnedata.dedup.mosaics import find_mosaic
+
+SIDE = 256
+
+
+def photo(k: int, size: tuple[int, int] = (SIDE, SIDE)) -> Image.Image:
+    return make_image(k, size=size, seed=500 + k)
+
+
+def crop(im: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+    w, h = im.size
+    x0, y0, x1, y1 = box
+    return im.crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
+
+
+def mosaic(tiles: list[Image.Image], centre: tuple[int, int] = (128, 120)) -> Image.Image:
+    """A 2x2 mosaic as dataset exports make them: each tile a photo squeezed into its cell."""
+    cx, cy = centre
+    cells = [(0, 0, cx, cy), (cx, 0, SIDE, cy), (0, cy, cx, SIDE), (cx, cy, SIDE, SIDE)]
+    out = Image.new("RGB", (SIDE, SIDE))
+    for tile, (x0, y0, x1, y1) in zip(tiles, cells, strict=True):
+        out.paste(tile.resize((x1 - x0, y1 - y0)), (x0, y0))
+    return out
+
+
+def overlay(im: Image.Image) -> Image.Image:
+    out = im.copy()
+    draw = ImageDraw.Draw(out)
+    draw.rectangle((150, 200, 250, 245), fill=(255, 255, 255))
+    draw.text((155, 210), "(c) a clinic", fill=(0, 0, 0))
+    return out
+
+
+def feats(*images: Image.Image) -> list[regions.Features]:
+    return [regions.features(im) for im in images]
+
+
+def test_a_crop_is_found_with_its_relation_and_areas():
+    original = photo(1, (320, 240))
+    part = crop(original, (0.1, 0.15, 0.8, 0.85)).resize((256, 256))  # 49% of the area, squeezed
+    a, b = feats(part, original)
+    match = regions.verify_pair(a, b)
+    assert match is not None
+    assert match.relation == "crop"
+    assert match.area_a >= 0.85  # all of the crop is in the original
+    assert 0.35 <= match.area_b <= 0.65  # about half of the original is in the crop
+    assert regions.verify_pair(b, a).relation == "contains"
+
+
+def test_a_mirrored_rotated_retoned_copy_is_the_same_picture():
+    original = photo(2)
+    copy = ImageEnhance.Brightness(ImageOps.mirror(original).rotate(12)).enhance(1.3)
+    match = regions.verify_pair(*feats(copy, original))
+    assert match is not None and match.mirrored
+    assert match.inliers >= regions.DEFAULT_REGION_CONFIG.min_inliers
+
+
+def test_an_overlay_or_watermark_keeps_the_picture():
+    original = photo(3)
+    match = regions.verify_pair(*feats(overlay(original), original))
+    assert match is not None and match.relation == "same"
+
+
+def test_strangers_share_no_region():
+    found = regions.match_within(feats(*(photo(k) for k in range(10, 18))), workers=1)
+    assert found == []
+
+
+def test_the_index_finds_exactly_the_planted_pairs_in_a_collection():
+    strangers = [photo(k) for k in range(20, 36)]
+    planted = {
+        (16, 0): crop(strangers[0], (0.2, 0.2, 0.95, 0.9)).resize((256, 256)),
+        (17, 5): overlay(strangers[5]),
+        (18, 9): ImageOps.mirror(strangers[9]).rotate(8),
+    }
+    images = strangers + list(planted.values())
+    found = regions.match_within(feats(*images), workers=1)
+    assert {tuple(sorted((m.a, m.b))) for m in found} == {(0, 16), (5, 17), (9, 18)}
+
+
+def test_a_mosaic_is_recognised_and_each_tile_found_in_its_photo():
+    photos = [photo(k) for k in range(40, 44)]
+    tiled = mosaic(photos)
+    found = find_mosaic(tiled)
+    assert found is not None and found.tiles == 4
+    assert "mosaic of 4 tiles" in found.reason
+    assert [find_mosaic(p) for p in photos] == [None] * 4
+    scanned = [scan_image(im, regions.DEFAULT_REGION_CONFIG)[1] for im in (tiled, *photos)]
+    scanned += feats(photo(45), photo(46))
+    matches = regions.match_within(scanned, workers=1)
+    # the mosaic holds each of its four photos, and nothing else is linked
+    assert {(m.a, m.b, m.relation) for m in matches} == {(0, k, "contains") for k in (1, 2, 3, 4)}
+    assert all(m.area_b >= 0.85 and 0.15 <= m.area_a <= 0.35 for m in matches)
+
+
+def test_framed_and_rotated_photos_are_not_mosaics():
+    framed = Image.new("RGB", (SIDE, SIDE))
+    framed.paste(photo(50).resize((120, 120)), (60, 60))
+    rotated = photo(51).rotate(15)  # black corners, diagonal edges
+    # two smooth photos stacked (photos with strong fine waves hide a seam among their own
+    # edges; real skin photos at dataset sizes are smooth like these)
+    two = Image.new("RGB", (SIDE, SIDE))
+    two.paste(make_image("blobs", size=(SIDE, SIDE), seed=1).resize((SIDE, 100)), (0, 0))
+    two.paste(make_image("blobs", size=(SIDE, SIDE), seed=2).resize((SIDE, SIDE - 100)), (0, 100))
+    assert find_mosaic(framed) is None
+    assert find_mosaic(rotated) is None
+    assert find_mosaic(photo(54)) is None
+    found = find_mosaic(two)
+    assert found is not None and found.tiles == 2 and found.seams == (("y", 0.383),)
+    assert found.cells() == [(0.0, 0.0, 1.0, 0.383), (0.0, 0.383, 1.0, 1.0)]
+
+
+def _write(folder, images: dict[str, Image.Image]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, im in images.items():
+        im.save(folder / name, quality=92)
+
+
+def test_audit_json_reports_the_planted_pairs_and_no_others(tmp_path):
+    train = {f"t{k}.jpg": photo(60 + k) for k in range(6)}
+    test = {f"s{k}.jpg": photo(70 + k) for k in range(4)}
+    test["crop.jpg"] = crop(train["t1.jpg"], (0.0, 0.0, 0.7, 0.8)).resize((256, 256))
+    test["mosaic.jpg"] = mosaic([train["t2.jpg"], photo(80), photo(81), photo(82)])
+    test["marked.jpg"] = overlay(train["t4.jpg"])
+    _write(tmp_path / "train", train)
+    _write(tmp_path / "test", test)
+    result = CliRunner().invoke(
+        app, ["audit", str(tmp_path / "train"), str(tmp_path / "test"), "--json"]
+    )
+    assert result.exit_code == 1, result.output
+    leaks = json.loads(result.output)["leaks"]
+    pairs = {(leak["test"].split("/")[-1], leak["train"].split("/")[-1]) for leak in leaks}
+    assert pairs == {("crop.jpg", "t1.jpg"), ("mosaic.jpg", "t2.jpg"), ("marked.jpg", "t4.jpg")}
+    relations = {leak["test"].split("/")[-1]: leak["relation"] for leak in leaks}
+    assert relations["crop.jpg"] == "crop"
+    assert relations["marked.jpg"] == "same"
+
+    clean = CliRunner().invoke(app, ["audit", str(tmp_path / "train"), str(tmp_path / "train")])
+    assert clean.exit_code == 1  # a folder against itself: every image is the same as itself
+    (tmp_path / "other").mkdir()
+    _write(tmp_path / "other", {"x.jpg": photo(90)})
+    none = CliRunner().invoke(app, ["audit", str(tmp_path / "train"), str(tmp_path / "other")])
+    assert none.exit_code == 0, none.output
+    assert "0 cross-split near-copies" in none.output
+
+
+def test_audit_of_a_missing_side_is_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["audit", str(tmp_path / "nope"), str(tmp_path)])
+    assert result.exit_code == 1
+    assert "not found" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("size", [(64, 64), (1, 1)])
+def test_tiny_images_have_no_features_but_do_not_fail(size):
+    f = regions.features(Image.new("RGB", size, (120, 80, 60)))
+    assert len(f) == 0
+    assert regions.verify_pair(f, f) is None
