@@ -32,7 +32,7 @@ from acnedata.provenance import (
 )
 from acnedata.sources.base import Candidate
 from acnedata.sources.folder import IMAGE_SUFFIXES, folder_candidates
-from acnedata.spec import DatasetSpec, spec_from_dict
+from acnedata.spec import MOSAIC_POLICIES, DatasetSpec, spec_from_dict
 
 IMPORT_DIR = "_import"  # under the output folder: downloads/ and extracted archives
 MAX_EXTRACT_BYTES = 8 * 1024**3  # uncompressed bytes one archive may unpack to
@@ -118,6 +118,11 @@ def import_dataset(
     several photos.
     Split folders (train/, test/, ...) give their items that split.
     """
+    if mosaics not in MOSAIC_POLICIES:
+        raise AcnedataError(
+            f"--mosaics {mosaics}: use exclude (drop images tiled from several photos) or group "
+            "(keep them, grouped with every photo they show)"
+        )
     spdx = resolve_licence(licence)
     pattern = group_regex(group_from)
     if group_col is not None and pattern is not None:

@@ -36,7 +36,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from augment import roboflow_variant
 
-from acnedata.dedup import perceptual_hash
+from acnedata.dedup import perceptual_hash, regions
+from acnedata.dedup.content import scan_files
 from acnedata.dedup.mosaics import find_mosaic_file
 from acnedata.manifest import load_manifest
 from acnemodel import split
@@ -140,26 +141,40 @@ def report(title: str, m: dict[str, Any], total_keys: int, seconds: float) -> No
 
 
 def pick_photos(rows: list[dict[str, str]], root: Path, n: int, seed: int) -> list[dict]:
-    """n real photos: one non-mosaic file per upload, none a near-copy of another."""
+    """n real photos: one non-mosaic file per upload, no two sharing content.
+
+    The export holds one photo under several uploads (a crop here, a framed copy there), so
+    uploads are not enough: a photo is skipped when its pHash is within 10 bits of one already
+    picked or when the region matcher links it to one. (This makes the set's truth consistent
+    with what we can check; it does not flatter recall, which is what the leak measures.)
+    """
     by_upload: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_upload[upload_of(r["file"])].append(r)
     uploads = sorted(by_upload)
     random.Random(seed).shuffle(uploads)
-    picked, hashes = [], []
+    candidates = []
     for upload in uploads:
-        for r in by_upload[upload]:
-            path = root / r["file"]
-            if find_mosaic_file(path) is not None:
-                continue
-            h = int(perceptual_hash(path), 16)
-            if all((h ^ o).bit_count() > 10 for o in hashes):
-                picked.append(r)
-                hashes.append(h)
-            break
+        photo = next(
+            (r for r in by_upload[upload] if find_mosaic_file(root / r["file"]) is None), None
+        )
+        if photo is not None:
+            candidates.append(photo)
+    scanned = scan_files([str(root / r["file"]) for r in candidates])
+    linked: dict[int, set[int]] = defaultdict(set)
+    for m in regions.match_within([s[1] if s else None for s in scanned]):
+        linked[m.a].add(m.b)
+        linked[m.b].add(m.a)
+    picked: list[int] = []
+    hashes: list[int] = []
+    for k, r in enumerate(candidates):
+        h = int(perceptual_hash(root / r["file"]), 16)
+        if all((h ^ o).bit_count() > 10 for o in hashes) and not linked[k] & set(picked):
+            picked.append(k)
+            hashes.append(h)
         if len(picked) == n:
             break
-    return picked
+    return [candidates[k] for k in picked]
 
 
 def augmented(csv_path: Path, work: Path, photos: int, copies: int, seed: int) -> None:

@@ -40,11 +40,11 @@ class RegionConfig:
     fast_threshold: int = 7
     ratio: float = 0.8
     ransac_px: float = 4.0
-    min_inliers: int = 15
-    min_inlier_share: float = 0.2
-    candidates: int = 16
+    min_inliers: int = 12
+    min_inlier_share: float = 0.15
+    candidates: int = 24
     min_votes: int = 3
-    lsh_tables: int = 10
+    lsh_tables: int = 16
     lsh_bits: int = 18
     bucket_cap: int = 24
     same_area: float = 0.85

@@ -1,0 +1,135 @@
+"""Import under random names: crops and mosaics grouped by content, mosaics excluded or grouped,
+and acnemodel's content leak audit refusing a split that no group protects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from imagefactory import make_image
+from PIL import Image
+from typer.testing import CliRunner
+
+from acnedata.cli import app
+from acnedata.manifest import load_manifest
+
+runner = CliRunner()
+SIDE = 256
+
+
+def photo(k: int) -> Image.Image:
+    return make_image(k, size=(SIDE, SIDE), seed=900 + k)
+
+
+def mosaic(tiles: list[Image.Image]) -> Image.Image:
+    out = Image.new("RGB", (SIDE, SIDE))
+    half = SIDE // 2
+    for k, tile in enumerate(tiles):
+        out.paste(tile.resize((half, half)), ((k % 2) * half, (k // 2) * half))
+    return out
+
+
+def dataset(root: Path) -> dict[str, str]:
+    """Six photos, a crop of photo 0, a mosaic of photos 1-4, under names that say nothing.
+    Returns name → what it is."""
+    photos = [photo(k) for k in range(6)]
+    files = {f"p{k}.jpg": p for k, p in enumerate(photos)}
+    files["c0.jpg"] = photos[0].crop((20, 30, 200, 220)).resize((SIDE, SIDE))
+    files["m1234.jpg"] = mosaic(photos[1:5])
+    (root / "images").mkdir(parents=True)
+    rows = ["file,label"]
+    for k, (name, im) in enumerate(sorted(files.items())):
+        im.save(root / "images" / name, quality=92)
+        rows.append(f"images/{name},{'ab'[k % 2]}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return {name: name for name in files}
+
+
+def imported(tmp_path: Path, *options: str) -> dict[str, dict]:
+    dataset(tmp_path / "src")
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        [
+            "import",
+            str(tmp_path / "src" / "labels.csv"),
+            "--out",
+            str(out),
+            "--licence",
+            "CC-BY-4.0",
+            "-q",
+            *options,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return {Path(i["id"]).name: i for i in load_manifest(out).items}
+
+
+def test_a_crop_joins_its_photo_in_one_group_and_a_mosaic_is_excluded(tmp_path):
+    items = imported(tmp_path)
+    assert "m1234.jpg" not in items  # the default policy keeps mosaics out
+    assert items["c0.jpg"]["group"] == items["p0.jpg"]["group"]
+    assert items["c0.jpg"]["cluster"] != items["p0.jpg"]["cluster"]  # not interchangeable
+    others = {items[f"p{k}.jpg"]["group"] for k in range(1, 6)}
+    assert len(others) == 5 and items["p0.jpg"]["group"] not in others
+    status = runner.invoke(app, ["status", str(tmp_path / "out")])
+    assert "mosaics" in status.output and "1 excluded" in status.output, status.output
+
+
+def test_the_group_policy_keeps_a_mosaic_with_every_photo_it_shows(tmp_path):
+    items = imported(tmp_path, "--mosaics", "group")
+    group = items["m1234.jpg"]["group"]
+    assert {k for k in range(6) if items[f"p{k}.jpg"]["group"] == group} == {1, 2, 3, 4}
+
+
+def test_a_bad_mosaic_policy_is_one_line(tmp_path):
+    dataset(tmp_path / "src")
+    result = runner.invoke(
+        app,
+        [
+            "import",
+            str(tmp_path / "src" / "labels.csv"),
+            "--out",
+            str(tmp_path / "o"),
+            "--licence",
+            "CC-BY-4.0",
+            "--mosaics",
+            "keep",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "mosaics" in result.output and "Traceback" not in result.output
+
+
+def _tamper_groups(manifest: Path) -> None:
+    """Give every item a group of its own, as a manifest from another tool (or an old one) would."""
+    data = json.loads(manifest.read_text())
+    for item in data["items"]:
+        item["group"] = "g-" + item["id"].rsplit("/", 1)[-1]
+        item["cluster"] = "c-" + item["id"].rsplit("/", 1)[-1]
+    manifest.write_text(json.dumps(data))
+
+
+@pytest.mark.slow
+def test_acnemodel_refuses_a_split_where_test_shares_content_with_train(tmp_path):
+    pytest.importorskip("tensorflow")
+    from acnemodel.data import load_dataset
+    from acnemodel.errors import LeakError
+
+    imported(tmp_path)
+    manifest = tmp_path / "out" / "manifest.json"
+    _tamper_groups(manifest)
+    # fixed splits put the crop in test and its photo in train: no group joins them any more
+    data = json.loads(manifest.read_text())
+    for item in data["items"]:
+        name = item["id"].rsplit("/", 1)[-1]
+        item["split"] = "test" if name in ("c0.jpg", "p5.jpg") else "train"
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(LeakError) as refused:
+        load_dataset(manifest, (32, 32))
+    message = str(refused.value)
+    assert "c0.jpg" in message and "p0.jpg" in message and "--allow-leaks" in message
+    data = load_dataset(manifest, (32, 32), allow_leaks=True)
+    assert data.info["leaked_test_items"] == 1
+    assert [leak["relation"] for leak in data.info["content_leaks"]] == ["crop"]
