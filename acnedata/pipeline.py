@@ -524,6 +524,7 @@ class Collector:
         per_class = Counter(final_label(r) for r in kept)
         review = [r for r in reps if r["review"] and not r["decision"]]
         groups = {r["id"]: r["group_id"] for r in kept if r["group_id"]}
+        links = cat.region_links()
         sizes = grouping.group_sizes(groups)
         return Summary(
             found=cat.count(),
@@ -543,11 +544,15 @@ class Collector:
             requests=self.session.request_count(),
             mosaics=mosaics,
             excluded=excluded,
-            region_links=dict(Counter(link[2] for link in cat.region_links())),
+            region_links=dict(Counter(link[2] for link in links)),
             groups=len(sizes),
             largest_group=max(sizes.values(), default=0),
             oversized_groups=grouping.oversized_groups(
-                groups, {r["id"]: final_label(r) for r in kept}
+                groups,
+                {r["id"]: final_label(r) for r in kept},
+                linkers=grouping.linkers(
+                    groups, [(a, b) for a, b, *_ in links], {r["id"]: r["key"] for r in kept}
+                ),
             ),
             split_conflict=grouping.split_conflicts(
                 groups, {r["id"]: r["split"] for r in kept}, {r["id"]: r["key"] for r in kept}

@@ -197,3 +197,20 @@ def test_group_stage_joins_content_links_and_reports_groups(tmp_path):
     assert status.exit_code == 0, status.output
     assert "oversized group: group g" in status.output
     assert "holds 6 of 7 pustular items (86%)" in status.output
+
+
+def test_an_oversized_group_names_the_images_that_link_it():
+    from acnedata.dedup.groups import linkers, oversized_groups
+
+    # a mosaic (item 9) links four photos; item 5 links two; the rest stand alone
+    links = [(9, 1), (9, 2), (9, 3), (9, 4), (5, 6), (5, 7)]
+    groups = {i: "gbig" for i in (1, 2, 3, 4, 9)} | {5: "gmid", 6: "gmid", 7: "gmid", 8: "gone"}
+    names = {i: f"img{i}.jpg" for i in groups}
+    found = linkers(groups, links, names)
+    assert found == {"gbig": ["img9.jpg (4 links)"], "gmid": ["img5.jpg (2 links)"]}
+    labels = dict.fromkeys(groups, "a")
+    lines = oversized_groups(groups, labels, 0.5, linkers=found)
+    assert lines == [
+        "group gbig holds 5 of 9 items (56%): no grouped split can give test 50% of the items; "
+        "linked through img9.jpg (4 links)"
+    ]

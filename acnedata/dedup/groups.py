@@ -77,8 +77,12 @@ def oversized_groups(
     groups: Mapping[int, str],
     labels: Mapping[int, str],
     test_fraction: float = DEFAULT_TEST_FRACTION,
+    linkers: Mapping[str, list[str]] | None = None,
 ) -> list[str]:
     """One line per group too large for a stratified grouped split to reach `test_fraction`.
+
+    linkers: group → the images that hold it together (e.g. the items with the most region
+    links), named at the end of its line so a person knows what to look at.
 
     Only items in `labels` (those a split will see) count. A group holding more than
     1 - test_fraction of one label's items (or of all items) leaves too little for test when it
@@ -92,13 +96,18 @@ def oversized_groups(
         in_group[group][labels[item_id]] += 1
     total = len(seen)
     lines = []
+
+    def via(group: str) -> str:
+        names = (linkers or {}).get(group)
+        return f"; linked through {', '.join(names)}" if names else ""
+
     for group in sorted(in_group, key=lambda g: (-sum(in_group[g].values()), g)):
         counts = in_group[group]
         size = sum(counts.values())
         if total > 1 and size > limit * total:
             lines.append(
                 f"group {group} holds {size} of {total} items ({size / total:.0%}): no grouped "
-                f"split can give test {test_fraction:.0%} of the items"
+                f"split can give test {test_fraction:.0%} of the items{via(group)}"
             )
             continue
         for label in sorted(counts):
@@ -106,7 +115,7 @@ def oversized_groups(
             if of > 1 and n > limit * of:
                 lines.append(
                     f"group {group} holds {n} of {of} {label} items ({n / of:.0%}): no grouped "
-                    f"split can give {label} a {test_fraction:.0%} test share"
+                    f"split can give {label} a {test_fraction:.0%} test share{via(group)}"
                 )
     return lines
 
@@ -136,3 +145,23 @@ def split_conflicts(
         "(acnemodel refuses one in both train and test): import with another --split-col, or "
         "fix the split"
     )
+
+
+def linkers(
+    groups: Mapping[int, str],
+    links: Iterable[tuple[int, int]],
+    names: Mapping[int, str],
+    most: int = 3,
+) -> dict[str, list[str]]:
+    """Group → the names of its items with the most content links (at least two): the mosaics
+    and crops through which unrelated photos end up in one group."""
+    degree: Counter[int] = Counter()
+    for a, b in links:
+        degree[a] += 1
+        degree[b] += 1
+    out: dict[str, list[str]] = defaultdict(list)
+    for item_id, n in sorted(degree.items(), key=lambda kv: (-kv[1], kv[0])):
+        group = groups.get(item_id)
+        if group is not None and n >= 2 and len(out[group]) < most and item_id in names:
+            out[group].append(f"{names[item_id]} ({n} links)")
+    return dict(out)
