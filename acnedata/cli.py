@@ -579,13 +579,44 @@ def dedup(
     for p in paths:
         if not p.exists():
             raise AcnedataError(f"{p}: no such file or folder")
-    clusters = dedup_paths([str(p) for p in paths], threshold=8 if threshold is None else threshold)
+    from acnedata.dedup import walk_images
+    from acnedata.dedup.content import paths_content
+
+    files = walk_images([str(p) for p in paths])
+    clusters = dedup_paths(files, threshold=8 if threshold is None else threshold)
+    links, mosaics = paths_content(files)
+    groups = _groups_of(files, clusters, links)
     if as_json:
-        typer.echo(json.dumps({"clusters": clusters}, ensure_ascii=False))
+        payload = {"clusters": clusters, "regions": links, "mosaics": mosaics, "groups": groups}
+        typer.echo(json.dumps(payload, ensure_ascii=False))
     else:
         for cluster in clusters:
             console.print("  ".join(cluster))
-        console.print(f"{len(clusters)} clusters of duplicates")
+        for link in links:
+            console.print(
+                f"{link['a']} ~ {link['b']} ({link['relation']}, {link['inliers']} points)"
+            )
+        for found in mosaics:
+            console.print(f"{found['path']}: {found['reason']}")
+        console.print(
+            f"{len(clusters)} clusters of duplicates; {len(links)} pairs sharing a region; "
+            f"{len(mosaics)} mosaics; {len(groups)} groups of images that share content"
+        )
+
+
+def _groups_of(files: list[str], clusters: list[list[str]], links: list[dict]) -> list[list[str]]:
+    """Groups of two or more files joined by a duplicate cluster or a shared region."""
+    from acnedata.dedup import UnionFind
+
+    uf = UnionFind()
+    for f in files:
+        uf.add(f)
+    for cluster in clusters:
+        for other in cluster[1:]:
+            uf.union(cluster[0], other)
+    for link in links:
+        uf.union(link["a"], link["b"])
+    return sorted(sorted(g) for g in uf.groups().values() if len(g) > 1)
 
 
 @app.command()

@@ -169,3 +169,23 @@ def test_tiny_images_have_no_features_but_do_not_fail(size):
     f = regions.features(Image.new("RGB", size, (120, 80, 60)))
     assert len(f) == 0
     assert regions.verify_pair(f, f) is None
+
+
+def test_standalone_dedup_json_reports_regions_mosaics_and_groups(tmp_path):
+    photos = [photo(k) for k in range(100, 106)]
+    files = {f"p{k}.jpg": p for k, p in enumerate(photos)}
+    files["crop.jpg"] = crop(photos[0], (0.0, 0.1, 0.75, 0.9)).resize((256, 256))
+    files["mosaic.jpg"] = mosaic([photos[2], photos[3], photos[4], photos[5]])
+    _write(tmp_path, files)
+    result = CliRunner().invoke(app, ["dedup", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    name = lambda p: p.rsplit("/", 1)[-1]  # noqa: E731
+    assert out["clusters"] == []
+    assert [name(m["path"]) for m in out["mosaics"]] == ["mosaic.jpg"]
+    pairs = {frozenset((name(r["a"]), name(r["b"]))) for r in out["regions"]}
+    assert frozenset(("crop.jpg", "p0.jpg")) in pairs
+    assert all("mosaic.jpg" in p or p == frozenset(("crop.jpg", "p0.jpg")) for p in pairs)
+    groups = [sorted(map(name, g)) for g in out["groups"]]
+    assert ["crop.jpg", "p0.jpg"] in groups
+    assert not any("p1.jpg" in g for g in groups)

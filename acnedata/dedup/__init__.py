@@ -1447,7 +1447,7 @@ def cluster_items(
 # --- standalone use -----------------------------------------------------------------------------
 
 
-def _walk(paths: Sequence[str | Path]) -> list[str]:
+def walk_images(paths: Sequence[str | Path]) -> list[str]:
     """Files given directly, plus image files under given folders (recursive)."""
     found: list[str] = []
     for given in paths:
@@ -1484,7 +1484,7 @@ def dedup_paths(
             rank=(found[0],),
             signature=found[2],
         )
-        for found in signature_files(_walk(paths), cfg, workers)
+        for found in signature_files(walk_images(paths), cfg, workers)
         if found is not None
     ]
     members: dict[str, list[str]] = defaultdict(list)

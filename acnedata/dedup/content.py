@@ -149,3 +149,29 @@ def _count_stored(catalog: Any, report: ContentReport) -> None:
 
 
 __all__ = ["EXCLUDE", "GROUP", "ContentReport", "content_stage", "scan_files", "scan_image"]
+
+
+def paths_content(
+    paths: Sequence[str], config: regions.RegionConfig = regions.DEFAULT_REGION_CONFIG
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """(region links, mosaics) among files, for the standalone `acnedata dedup PATH... --json`:
+    every verified pair that shares a region, and every image found to be a mosaic."""
+    scanned = scan_files(paths, config)
+    feats = [s[1] if s else None for s in scanned]
+    links = [
+        {
+            "a": paths[m.a],
+            "b": paths[m.b],
+            "relation": m.relation,
+            "area_a": m.area_a,
+            "area_b": m.area_b,
+            "inliers": m.inliers,
+        }
+        for m in regions.match_within(feats, config)
+    ]
+    found = [
+        {"path": p, "reason": s[0].reason}
+        for p, s in zip(paths, scanned, strict=True)
+        if s and s[0] is not None
+    ]
+    return links, found
