@@ -40,8 +40,8 @@ class RegionConfig:
     fast_threshold: int = 7
     ratio: float = 0.8
     ransac_px: float = 4.0
-    min_inliers: int = 12
-    min_inlier_share: float = 0.15
+    min_inliers: int = 15
+    min_inlier_share: float = 0.2
     candidates: int = 24
     min_votes: int = 3
     lsh_tables: int = 16
