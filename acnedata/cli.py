@@ -727,7 +727,8 @@ def status(
     show: Annotated[
         str | None,
         typer.Option(
-            help="List items in this state (rejected, failed, review) with their reasons."
+            help="List items in this state (rejected, failed, review) or kept out by a policy "
+            "(excluded: mosaics) with their reasons."
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -749,8 +750,13 @@ def status(
         elif show in ("rejected", "failed"):
             column = "verdict_reason" if show == "rejected" else "reason"
             rows = [(r["key"], r[column]) for r in col.catalog.items("state = ?", (show,))]
+        elif show == "excluded":
+            rows = [
+                (r["key"], r["excluded"])
+                for r in col.catalog.items("state = 'stored' AND excluded IS NOT NULL")
+            ]
         elif show:
-            raise AcnedataError(f"--show {show}: unknown; use rejected, failed or review")
+            raise AcnedataError(f"--show {show}: unknown; use rejected, failed, review or excluded")
     if as_json:
         from acnedata.cli_json import summary_dict
 

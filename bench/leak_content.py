@@ -209,10 +209,42 @@ def shared(csv_path: Path, work: Path, policies: Sequence[str], seed: int) -> No
         report(f"shared, mosaics = {policy}", measure(manifest, truth, seed), uploads, seconds)
 
 
+def limits(csv_path: Path) -> None:
+    """What bounds the shared set's leak: same-upload pairs the region matcher can verify at
+    all, by kind of pair (photo or mosaic on each side), over every pair of every upload."""
+    rows = read_rows(csv_path)
+    paths = [str(csv_path.parent / r["file"]) for r in rows]
+    t0 = time.perf_counter()
+    scanned = scan_files(paths)
+    feats = [s[1] if s else None for s in scanned]
+    is_mosaic = [bool(s and s[0]) for s in scanned]
+    by_upload: dict[str, list[int]] = defaultdict(list)
+    for k, r in enumerate(rows):
+        by_upload[upload_of(r["file"])].append(k)
+    pairs = [(a, b) for v in by_upload.values() for i, a in enumerate(v) for b in v[i + 1 :]]
+    found = {(m.a, m.b) for m in regions.verify_pairs(feats, feats, pairs)}
+    kinds: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for a, b in pairs:
+        kind = ("photo", "mosaic")[is_mosaic[a]] + "-" + ("photo", "mosaic")[is_mosaic[b]]
+        kind = "photo-mosaic" if kind == "mosaic-photo" else kind
+        kinds[kind][0] += 1
+        kinds[kind][1] += (a, b) in found
+    print(
+        f"limits: {len(rows)} files, {sum(is_mosaic)} mosaics; {len(pairs)} same-upload pairs, "
+        f"{len(found)} share a verifiable region ({len(found) / len(pairs):.1%}); "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
+    for kind, (n, ok) in sorted(kinds.items()):
+        print(
+            f"  {kind}: {ok} of {n} pairs verified ({ok / max(n, 1):.1%}); "
+            f"{n - ok} share no verifiable region"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
-    parser.add_argument("--only", choices=("augmented", "shared"))
+    parser.add_argument("--only", choices=("augmented", "shared", "limits"))
     parser.add_argument("--photos", type=int, default=200)
     parser.add_argument("--copies", type=int, default=6)
     parser.add_argument("--policies", default="exclude,group")
@@ -228,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             augmented(csv_path, work, args.photos, args.copies, args.seed)
         if args.only in (None, "shared"):
             shared(csv_path, work, args.policies.split(","), args.seed)
+        if args.only in (None, "limits"):
+            limits(csv_path)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -75,6 +75,10 @@ def test_a_crop_joins_its_photo_in_one_group_and_a_mosaic_is_excluded(tmp_path):
     assert len(others) == 5 and items["p0.jpg"]["group"] not in others
     status = runner.invoke(app, ["status", str(tmp_path / "out")])
     assert "mosaics" in status.output and "1 excluded" in status.output, status.output
+    shown = runner.invoke(app, ["status", str(tmp_path / "out"), "--show", "excluded"])
+    line = shown.output.strip().splitlines()[-1]
+    assert line.split("\t")[0].endswith("m1234.jpg")
+    assert "mosaic of 4 tiles" in line and 'mosaics = "exclude"' in line
 
 
 def test_the_group_policy_keeps_a_mosaic_with_every_photo_it_shows(tmp_path):
