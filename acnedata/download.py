@@ -14,6 +14,7 @@ from queue import Empty, SimpleQueue
 from urllib.parse import unquote, urlparse
 
 from acnedata.catalog import QUEUED, Catalog
+from acnedata.deadline import CANCELLED
 from acnedata.errors import AcnedataError
 from acnedata.http import PoliteSession
 from acnedata.images import flush_to_disk
@@ -41,6 +42,9 @@ LOCK_WAIT_SECONDS = 5.0
 BATCH_ROWS = 256
 BATCH_SECONDS = 0.5
 MIN_ITEMS_FOR_PROCESSES = 200  # below this, starting store processes costs more than it saves
+# After Ctrl-C, seconds to wait for the outcomes of items already downloaded and being stored;
+# whatever is still out then was journalled (the next run adopts it) or is downloaded again.
+INTERRUPT_GRACE = 1.0
 
 
 def recover(catalog: Catalog, out_dir: Path) -> int:
@@ -274,6 +278,8 @@ def _download(
             def record(outcome: Outcome) -> None:
                 nonlocal received
                 received += 1
+                if not outcome.ok and outcome.reason == CANCELLED:
+                    return  # not the item's fault: it stays queued for the next run
                 batch.add(outcome)
                 counts["stored" if outcome.ok else "failed"] += 1
 
@@ -290,12 +296,19 @@ def _download(
                         on_done(outcome)
                     top_up()
             except KeyboardInterrupt:
-                # Ctrl-C: start nothing new (items still waiting for a thread are cancelled),
-                # but keep what is in flight: those bodies are downloaded, and dropping them
-                # would mean downloading them again. Store processes ignore SIGINT for this.
+                # Ctrl-C: start nothing new (items still waiting for a thread are cancelled)
+                # and cut the downloads in flight, which a slow server could stretch to the
+                # deadline; those items stay queued. Bodies already downloaded are still being
+                # stored (store processes ignore SIGINT for this): keep what comes within
+                # INTERRUPT_GRACE, the journal has the rest.
                 expected -= sum(f.cancel() for f in list(fetching))
-                while received < expected:
-                    record(finished.get())
+                session.cancel()
+                give_up = time.monotonic() + INTERRUPT_GRACE
+                while received < expected and (left := give_up - time.monotonic()) > 0:
+                    try:
+                        record(finished.get(timeout=left))
+                    except Empty:
+                        break
                 raise
     finally:
         if stores is not None:

@@ -23,7 +23,8 @@ import requests
 import urllib3
 from protego import Protego
 
-from acnedata import __version__, fastget
+from acnedata import __version__, fastget, pinning
+from acnedata.deadline import CANCELLED, DEADLINE, Watch, Watchdog
 from acnedata.errors import NetworkError, SourceError
 from acnedata.fastget import Addresses
 
@@ -70,6 +71,9 @@ class HttpConfig:
     contact: str = ""  # email or URL; goes into the User-Agent
     allow_private: bool = False  # allow loopback/private/link-local/... addresses
     timeout: float = 30.0  # connect and read timeout per request
+    # Total seconds one request may take, from connecting to the last byte of its body: a
+    # server that trickles a byte now and then never trips `timeout`, which is per read.
+    deadline: float = 120.0
     max_retries: int = 4  # retries after the first attempt
     backoff_base: float = 0.5  # full jitter: uniform(0, min(cap, base * 2**n))
     backoff_cap: float = 30.0
@@ -101,6 +105,7 @@ class HttpConfig:
             contact=spec.contact,
             allow_private=net.allow_private,
             timeout=net.timeout,
+            deadline=net.deadline,
             max_retries=net.max_retries,
             min_interval=net.min_interval,
             max_bytes=spec.limits.max_bytes,
@@ -349,12 +354,15 @@ class PoliteSession:
         self,
         config: HttpConfig,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.config = config
+        # None: real sleeps that cancel() cuts short (a Retry-After can ask for minutes)
         self._sleep = sleep
         self._clock = clock
+        self._cancelled = threading.Event()
+        self._watchdog = Watchdog()  # cuts requests at config.deadline, or all on cancel()
         contact = re.sub(r"[\x00-\x1f\x7f]", "", config.contact).strip()
         inner = f"+{PROJECT_URL}; {contact}" if contact else f"+{PROJECT_URL}"
         self.user_agent = f"acnedata/{__version__} ({inner}) python-requests/{requests.__version__}"
@@ -470,10 +478,15 @@ class PoliteSession:
     def robots_allowed(self, url: str) -> bool:
         """Whether robots.txt of the URL's host lets the "acnedata" agent fetch it (cached)."""
         try:
-            parts = self._check_url(url)
-        except _Failure:
+            return self._robots_for(self._check_url(url)).allows(url)
+        except _Failure:  # a bad URL, or the session was cancelled
             return False
-        return self._robots_for(parts).allows(url)
+
+    def cancel(self) -> None:
+        """Stop: requests in flight end now, and every later one at once, with the reason
+        CANCELLED (for Ctrl-C; a cancelled session stays cancelled)."""
+        self._cancelled.set()
+        self._watchdog.cancel_all()
 
     def request_count(self) -> int:
         """Requests actually sent so far (retries, redirects and robots.txt included)."""
@@ -486,6 +499,7 @@ class PoliteSession:
         for s in sessions:
             s.close()
         self._pool.clear()
+        self._watchdog.close()
 
     def __enter__(self) -> PoliteSession:
         return self
@@ -517,6 +531,8 @@ class PoliteSession:
         origin: tuple[str, str, int] | None = None
         try:
             while True:
+                if self._cancelled.is_set():
+                    raise _Failure("cancelled", CANCELLED, current)
                 parts = self._check_url(current)
                 origin = origin or _origin(parts)
                 if robots:
@@ -554,7 +570,7 @@ class PoliteSession:
                         # Other workers would hit the same wall; hold them back as well.
                         self._pause_host(parts.hostname or "", delay)
                     if delay > 0:
-                        self._sleep(delay)
+                        self._pause(delay)
                     continue
                 if content is not None:
                     return _Done(resp, content, current, attempts, value)
@@ -598,45 +614,106 @@ class PoliteSession:
         before_body: Callable[[requests.Response, str], None] | None,
     ) -> tuple[requests.Response, bytes | None]:
         """One request, once the host and global limits have let it through; (response, body)
-        on 2xx, (response, None) on a redirect."""
+        on 2xx, (response, None) on a redirect. It must be over within config.deadline: the
+        watchdog cuts its sockets then (or at cancel()), and the cut is the reason given."""
         with self._paced(parts.hostname or ""):
-            with self._lock:
-                self._count += 1
+            watch = self._watchdog.watch(self.config.deadline)
             try:
-                bare = params is None and headers is None and json_body is None and auth is None
-                if bare and self._plain_get_allowed(method, parts):
-                    resp = self._send_plain(url, vetted)
-                else:
-                    resp = self._session().request(
+                if watch.why is None:  # else cancelled while waiting for a slot
+                    with self._lock:
+                        self._count += 1
+                    return self._exchange(
                         method,
                         url,
+                        parts,
+                        vetted,
+                        watch,
                         params=params,
                         headers=headers,
-                        json=json_body,
+                        json_body=json_body,
                         auth=auth,
-                        timeout=self.config.timeout,
-                        allow_redirects=False,
-                        stream=True,
+                        cap=cap,
+                        truncate=truncate,
+                        before_body=before_body,
                     )
-            except requests.RequestException as exc:
-                raise self._exception_failure(exc, url) from None
-            try:
-                status = resp.status_code
-                if status in REDIRECT_STATUSES and resp.headers.get("Location"):
-                    return resp, None
-                if not 200 <= status < 300:
-                    raise self._status_failure(resp, url)
-                if before_body:
-                    before_body(resp, url)
-                content = self._read_body(resp, url, cap, truncate)
-            except requests.RequestException as exc:
-                raise self._exception_failure(exc, url) from None
+            except (requests.RequestException, _Failure) as exc:
+                if watch.why is None:  # a failure of its own, not the cut's doing
+                    if isinstance(exc, _Failure):
+                        raise
+                    raise self._exception_failure(exc, url) from None
             finally:
-                resp.close()
-            # Let callers use resp.content / resp.text although the body was streamed.
-            resp._content = content
-            resp._content_consumed = True
-            return resp, content
+                self._watchdog.done(watch)
+            raise self._cut_failure(watch, url)
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        parts: SplitResult,
+        vetted: Addresses | None,
+        watch: Watch,
+        *,
+        params: Any,
+        headers: dict[str, str] | None,
+        json_body: Any,
+        auth: Any,
+        cap: int,
+        truncate: bool,
+        before_body: Callable[[requests.Response, str], None] | None,
+    ) -> tuple[requests.Response, bytes | None]:
+        """The request on the wire, on either path; every socket it uses is `watch`'s, and a
+        new connection goes to the `vetted` addresses on both paths (DNS rebinding)."""
+        bare = params is None and headers is None and json_body is None and auth is None
+        if bare and self._plain_get_allowed(method, parts):
+            resp = self._send_plain(url, vetted, watch)
+            return self._answer(resp, url, watch, cap, truncate, before_body)
+        _, host, port = _origin(parts)
+        with pinning.aimed(pinning.Target(host, port, vetted, watch)):
+            resp = self._session().request(
+                method,
+                url,
+                params=params,
+                headers=headers,
+                json=json_body,
+                auth=auth,
+                timeout=self.config.timeout,
+                allow_redirects=False,
+                stream=True,
+            )
+            return self._answer(resp, url, watch, cap, truncate, before_body)
+
+    def _answer(
+        self,
+        resp: requests.Response,
+        url: str,
+        watch: Watch,
+        cap: int,
+        truncate: bool,
+        before_body: Callable[[requests.Response, str], None] | None,
+    ) -> tuple[requests.Response, bytes | None]:
+        try:
+            status = resp.status_code
+            if status in REDIRECT_STATUSES and resp.headers.get("Location"):
+                return resp, None
+            if not 200 <= status < 300:
+                raise self._status_failure(resp, url)
+            if before_body:
+                before_body(resp, url)
+            content = self._read_body(resp, url, cap, truncate)
+        finally:
+            resp.close()
+        if watch.why is not None:  # a body without a length ends early, and looks whole
+            raise self._cut_failure(watch, url)
+        # Let callers use resp.content / resp.text although the body was streamed.
+        resp._content = content
+        resp._content_consumed = True
+        return resp, content
+
+    def _cut_failure(self, watch: Watch, url: str) -> _Failure:
+        if watch.why == DEADLINE:
+            reason = f"too slow: deadline {self.config.deadline:g} s"
+            return _Failure("deadline", reason, url, detail=reason)
+        return _Failure("cancelled", CANCELLED, url)
 
     @contextlib.contextmanager
     def _paced(self, hostname: str) -> Iterator[None]:
@@ -652,7 +729,7 @@ class PoliteSession:
         (so proxies keep working through requests) and no credentials in the URL."""
         return method == "GET" and not self._env_proxies and "@" not in parts.netloc
 
-    def _send_plain(self, url: str, vetted: Addresses | None) -> requests.Response:
+    def _send_plain(self, url: str, vetted: Addresses | None, watch: Watch) -> requests.Response:
         """A bare GET (bulk image downloads) on fastget's kept-alive http.client connections.
 
         requests' Session.request re-reads proxy and netrc settings from the environment, merges
@@ -665,7 +742,12 @@ class PoliteSession:
         vetted, not to a second DNS answer that could differ (DNS rebinding).
         """
         return fastget.get(  # type: ignore[return-value]
-            self._pool, url, self._plain_headers, self.config.timeout, addresses=vetted
+            self._pool,
+            url,
+            self._plain_headers,
+            self.config.timeout,
+            addresses=vetted,
+            on_socket=watch.add,
         )
 
     def _read_body(self, resp: requests.Response, url: str, cap: int, truncate: bool) -> bytes:
@@ -841,6 +923,8 @@ class PoliteSession:
         try:
             done = self._perform("GET", robots_url, cap=ROBOTS_MAX_BYTES, truncate=True)
         except _Failure as f:
+            if f.kind == "cancelled":
+                raise  # nothing learnt: nothing to remember
             if f.kind == "http" and f.status in (401, 403):
                 return _Robots(allow_all=False)  # as Google: an access-controlled robots.txt
             if f.kind == "http" and (f.status == 429 or (f.status or 0) >= 500):
@@ -848,6 +932,15 @@ class PoliteSession:
                 return _Robots(
                     allow_all=False,
                     reason=f"robots.txt unavailable: http {f.status}",
+                    retryable=True,
+                    expires=later,
+                )
+            if f.kind == "deadline":
+                # A robots.txt that trickles: unreachable in RFC 9309's sense (full disallow),
+                # for now. The per-origin lock is held only this long, by this host's workers.
+                return _Robots(
+                    allow_all=False,
+                    reason="robots.txt unavailable: too slow",
                     retryable=True,
                     expires=later,
                 )
@@ -894,7 +987,14 @@ class PoliteSession:
                 host.tat = max(host.tat if host.tat is not None else start, start) + step
             host.last_start = start
         if start > now:
-            self._sleep(start - now)
+            self._pause(start - now)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep; a cancel() ends the sleep at once (the caller then finds it cancelled)."""
+        if self._sleep is None:
+            self._cancelled.wait(seconds)
+        else:
+            self._sleep(seconds)
 
     def _pause_host(self, hostname: str, seconds: float) -> None:
         """A 429/503 speaks for the whole host: no worker starts a request there before then."""
@@ -907,7 +1007,8 @@ class PoliteSession:
         if session is None:
             session = requests.Session()
             session.headers["User-Agent"] = self.user_agent
-            adapter = requests.adapters.HTTPAdapter(max_retries=0, pool_maxsize=8)
+            # Pinned: a connection goes to the addresses the guard vetted (see pinning).
+            adapter = pinning.PinnedAdapter(max_retries=0, pool_maxsize=8)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             self._local.session = session
@@ -934,6 +1035,13 @@ class PoliteSession:
             return NetworkError(
                 f"{host}: cannot connect ({f.detail}){tries}; check the URL or your network"
             )
+        if f.kind == "deadline":
+            return NetworkError(
+                f"{host}: {f.reason}{tries} (the answer came too slowly); raise [network] "
+                "deadline if the service is just slow"
+            )
+        if f.kind == "cancelled":
+            return NetworkError(f"{host}: cancelled")
         if f.kind == "timeout":
             return NetworkError(
                 f"{host}: no answer within {self.config.timeout:g} s{tries}; check the URL or your "
