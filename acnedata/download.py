@@ -42,9 +42,10 @@ LOCK_WAIT_SECONDS = 5.0
 BATCH_ROWS = 256
 BATCH_SECONDS = 0.5
 MIN_ITEMS_FOR_PROCESSES = 200  # below this, starting store processes costs more than it saves
-# After Ctrl-C, seconds to wait for the outcomes of items already downloaded and being stored;
-# whatever is still out then was journalled (the next run adopts it) or is downloaded again.
-INTERRUPT_GRACE = 1.0
+# After Ctrl-C, seconds the downloads and stores under way get to finish (so that a body nearly
+# in is not downloaded again) before the downloads still running are cut; whatever is still
+# out then was journalled (the next run adopts it) or stays queued.
+INTERRUPT_GRACE = 0.5
 
 
 def recover(catalog: Catalog, out_dir: Path) -> int:
@@ -296,19 +297,20 @@ def _download(
                         on_done(outcome)
                     top_up()
             except KeyboardInterrupt:
-                # Ctrl-C: start nothing new (items still waiting for a thread are cancelled)
-                # and cut the downloads in flight, which a slow server could stretch to the
-                # deadline; those items stay queued. Bodies already downloaded are still being
-                # stored (store processes ignore SIGINT for this): keep what comes within
-                # INTERRUPT_GRACE, the journal has the rest.
+                # Ctrl-C: start nothing new (items still waiting for a thread are cancelled,
+                # and the session starts no request). What is under way gets INTERRUPT_GRACE to
+                # finish, store processes included (they ignore SIGINT for this); then the
+                # downloads still running, which a slow server could stretch to the deadline,
+                # are cut. Cut items stay queued; stored ones not yet recorded are journalled.
                 expected -= sum(f.cancel() for f in list(fetching))
-                session.cancel()
+                session.cancel(in_flight=False)
                 give_up = time.monotonic() + INTERRUPT_GRACE
                 while received < expected and (left := give_up - time.monotonic()) > 0:
                     try:
                         record(finished.get(timeout=left))
                     except Empty:
                         break
+                session.cancel()
                 raise
     finally:
         if stores is not None:

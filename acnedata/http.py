@@ -408,11 +408,13 @@ class PoliteSession:
         except _Failure:  # a bad URL, or the session was cancelled
             return False
 
-    def cancel(self) -> None:
-        """Stop: requests in flight end now, and every later one at once, with the reason
-        CANCELLED (for Ctrl-C; a cancelled session stays cancelled)."""
+    def cancel(self, *, in_flight: bool = True) -> None:
+        """Stop (for Ctrl-C): no request starts from now on, and with `in_flight` the ones
+        under way end now too; each ends with the reason CANCELLED. Pacing and Retry-After
+        sleeps wake at once. A cancelled session stays cancelled."""
         self._cancelled.set()
-        self._watchdog.cancel_all()
+        if in_flight:
+            self._watchdog.cancel_all()
 
     def request_count(self) -> int:
         """Requests actually sent so far (retries, redirects and robots.txt included)."""
@@ -545,7 +547,7 @@ class PoliteSession:
         with self._pacer.paced(parts.hostname or ""):
             watch = self._watchdog.watch(self.config.deadline)
             try:
-                if watch.why is None:  # else cancelled while waiting for a slot
+                if watch.why is None and not self._cancelled.is_set():
                     with self._lock:
                         self._count += 1
                     return self._exchange(
@@ -569,7 +571,7 @@ class PoliteSession:
                     raise self._exception_failure(exc, url) from None
             finally:
                 self._watchdog.done(watch)
-            raise self._cut_failure(watch, url)
+            raise self._cut_failure(watch, url)  # cut, or cancelled while waiting for a slot
 
     def _exchange(
         self,
@@ -636,7 +638,7 @@ class PoliteSession:
         return resp, content
 
     def _cut_failure(self, watch: Watch, url: str) -> _Failure:
-        if watch.why == DEADLINE:
+        if watch.why == DEADLINE and not self._cancelled.is_set():
             reason = f"too slow: deadline {self.config.deadline:g} s"
             return _Failure("deadline", reason, url, detail=reason)
         return _Failure("cancelled", CANCELLED, url)
