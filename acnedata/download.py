@@ -45,7 +45,7 @@ MIN_ITEMS_FOR_PROCESSES = 200  # below this, starting store processes costs more
 # After Ctrl-C, seconds the downloads and stores under way get to finish (so that a body nearly
 # in is not downloaded again) before the downloads still running are cut; whatever is still
 # out then was journalled (the next run adopts it) or stays queued.
-INTERRUPT_GRACE = 0.5
+INTERRUPT_GRACE = 0.3
 
 
 def recover(catalog: Catalog, out_dir: Path) -> int:
