@@ -14,6 +14,7 @@ from queue import Empty, SimpleQueue
 from urllib.parse import unquote, urlparse
 
 from acnedata.catalog import QUEUED, Catalog
+from acnedata.deadline import CANCELLED
 from acnedata.errors import AcnedataError
 from acnedata.http import PoliteSession
 from acnedata.images import flush_to_disk
@@ -41,6 +42,10 @@ LOCK_WAIT_SECONDS = 5.0
 BATCH_ROWS = 256
 BATCH_SECONDS = 0.5
 MIN_ITEMS_FOR_PROCESSES = 200  # below this, starting store processes costs more than it saves
+# After Ctrl-C, seconds the downloads and stores under way get to finish (so that a body nearly
+# in is not downloaded again) before the downloads still running are cut; whatever is still
+# out then was journalled (the next run adopts it) or stays queued.
+INTERRUPT_GRACE = 0.3
 
 
 def recover(catalog: Catalog, out_dir: Path) -> int:
@@ -274,6 +279,8 @@ def _download(
             def record(outcome: Outcome) -> None:
                 nonlocal received
                 received += 1
+                if not outcome.ok and outcome.reason == CANCELLED:
+                    return  # not the item's fault: it stays queued for the next run
                 batch.add(outcome)
                 counts["stored" if outcome.ok else "failed"] += 1
 
@@ -290,12 +297,20 @@ def _download(
                         on_done(outcome)
                     top_up()
             except KeyboardInterrupt:
-                # Ctrl-C: start nothing new (items still waiting for a thread are cancelled),
-                # but keep what is in flight: those bodies are downloaded, and dropping them
-                # would mean downloading them again. Store processes ignore SIGINT for this.
+                # Ctrl-C: start nothing new (items still waiting for a thread are cancelled,
+                # and the session starts no request). What is under way gets INTERRUPT_GRACE to
+                # finish, store processes included (they ignore SIGINT for this); then the
+                # downloads still running, which a slow server could stretch to the deadline,
+                # are cut. Cut items stay queued; stored ones not yet recorded are journalled.
                 expected -= sum(f.cancel() for f in list(fetching))
-                while received < expected:
-                    record(finished.get())
+                session.cancel(in_flight=False)
+                give_up = time.monotonic() + INTERRUPT_GRACE
+                while received < expected and (left := give_up - time.monotonic()) > 0:
+                    try:
+                        record(finished.get(timeout=left))
+                    except Empty:
+                        break
+                session.cancel()
                 raise
     finally:
         if stores is not None:

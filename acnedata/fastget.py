@@ -10,7 +10,7 @@ import ssl
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,19 +67,32 @@ class Connections:
         self._tls: ssl.SSLContext | None = None
 
     def take(
-        self, key: _Key, timeout: float, addresses: Addresses | None = None, *, fresh: bool = False
+        self,
+        key: _Key,
+        timeout: float,
+        addresses: Addresses | None = None,
+        *,
+        fresh: bool = False,
+        on_socket: Callable[[socket.socket], None] | None = None,
     ) -> tuple[http.client.HTTPConnection, bool]:
         """(a connected connection to the origin, whether it is a kept-alive one).
 
         A kept-alive one is reused while it is still open, unless `fresh`. A new connection
         goes to `addresses` when given (no second DNS lookup), else to whatever the host name
-        resolves to.
+        resolves to. `on_socket` gets the socket, a new one before it connects (see
+        connect_to); an OSError it raises fails the take.
         """
         cache = self._cache()
         conn = cache.pop(key, None)
         if conn is not None and not fresh and conn.sock is not None and not _dropped(conn.sock):
             if conn.sock.gettimeout() != timeout:
                 conn.sock.settimeout(timeout)
+            if on_socket is not None:
+                try:
+                    on_socket(conn.sock)
+                except OSError as exc:
+                    conn.close()
+                    raise as_requests_error(exc, connecting=True) from None
             return conn, True
         if conn is not None:
             conn.close()
@@ -88,9 +101,10 @@ class Connections:
             conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context())
         else:
             conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        if addresses:
-            # http.client opens its socket through this attribute; TLS still checks the name
-            conn._create_connection = functools.partial(_connect_to, addresses)  # type: ignore[attr-defined]
+        # http.client opens its socket through this attribute; TLS still checks the name
+        conn._create_connection = functools.partial(  # type: ignore[attr-defined]
+            connect_to, addresses or None, on_socket=on_socket
+        )
         try:
             conn.connect()
         except (OSError, http.client.HTTPException) as exc:
@@ -130,13 +144,25 @@ class Connections:
         return self._tls
 
 
-def _connect_to(
-    addresses: Addresses,
+def connect_to(
+    addresses: Addresses | None,
     address: tuple[str, int],
     timeout: float | None = None,
     source_address: tuple[str, int] | None = None,
+    *,
+    on_socket: Callable[[socket.socket], None] | None = None,
 ) -> socket.socket:
-    """socket.create_connection to the first of `addresses` that answers, on address's port."""
+    """socket.create_connection to the first of `addresses` that answers, on address's port.
+
+    `addresses` None: what the host name of `address` resolves to now. `on_socket` gets each
+    socket before it connects, so another thread can abort a connect that hangs (on Linux a
+    shutdown() ends a connect in progress); an OSError it raises skips that address.
+    """
+    if addresses is None:
+        addresses = tuple(
+            (family, sockaddr)
+            for family, _, _, _, sockaddr in socket.getaddrinfo(*address, type=socket.SOCK_STREAM)
+        )
     error: OSError | None = None
     for family, sockaddr in addresses:
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -144,6 +170,8 @@ def _connect_to(
             sock.settimeout(timeout)
             if source_address:
                 sock.bind(source_address)
+            if on_socket is not None:
+                on_socket(sock)
             sock.connect((sockaddr[0], address[1], *sockaddr[2:]))
             return sock
         except OSError as exc:
@@ -274,11 +302,14 @@ def get(
     timeout: float,
     *,
     addresses: Addresses | None = None,
+    on_socket: Callable[[socket.socket], None] | None = None,
 ) -> LeanResponse:
     """One GET, body not read yet, no redirect followed; raises requests exceptions.
 
     The caller has checked the URL (http or https, with a host, no user:password@) and, when
     it gives `addresses`, resolved and vetted the host: a new connection goes there.
+    `on_socket` gets the socket the GET goes out on, before a byte is sent (so a deadline
+    can cut a server that trickles its headers as well as one that trickles its body).
     """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -289,7 +320,7 @@ def get(
         target += "?" + parts.query
     if not _PLAIN_TARGET.issuperset(target):
         target = requote_uri(target)  # spaces and non-ASCII, percent-encoded as requests does
-    conn, reused = pool.take(key, timeout, addresses)
+    conn, reused = pool.take(key, timeout, addresses, on_socket=on_socket)
     while True:
         try:
             conn.putrequest("GET", target, skip_accept_encoding=True)
@@ -305,7 +336,7 @@ def get(
             conn.close()
             if not reused:
                 raise as_requests_error(exc) from None
-            conn, reused = pool.take(key, timeout, addresses, fresh=True)
+            conn, reused = pool.take(key, timeout, addresses, fresh=True, on_socket=on_socket)
         except (OSError, http.client.HTTPException, UnicodeError, ValueError) as exc:
             conn.close()
             raise as_requests_error(exc) from None

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import http
-import ipaddress
 import json
 import math
 import random
 import re
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timezone
 from email.utils import parsedate_to_datetime
@@ -21,29 +18,29 @@ from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3
-from protego import Protego
 
-from acnedata import __version__, fastget
+from acnedata import __version__, fastget, pinning, robots
+from acnedata.addressguard import AddressGuard, PrivateAddress, is_public_host
+from acnedata.deadline import CANCELLED, DEADLINE, Watch, Watchdog
 from acnedata.errors import NetworkError, SourceError
 from acnedata.fastget import Addresses
+from acnedata.pacing import Host, Pacer
+from acnedata.robots import (
+    ROBOTS_MAX_BYTES,
+    ROBOTS_RETRY_TTL,
+    ROBOTS_TOKEN,
+    robots_url,
+    x_robots_block,
+)
 
 if TYPE_CHECKING:
     from acnedata.spec import DatasetSpec
 
 PROJECT_URL = "https://github.com/acnedata/acnedata"
-ROBOTS_TOKEN = "acnedata"  # the product token robots.txt groups and X-Robots-Tag prefixes match
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MEDIAWIKI_RETRY_CODES = frozenset({"maxlag", "ratelimited"})
-X_ROBOTS_BLOCKING = frozenset({"noai", "noimageai", "noindex", "none"})
-# X-Robots-Tag directives that carry a "name: value" of their own and are not user-agent prefixes.
-X_ROBOTS_VALUED = frozenset(
-    {"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"}
-)
-ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least the first 500 KiB
-ROBOTS_RETRY_TTL = 120.0  # seconds a transient robots.txt failure is remembered before asking again
 ERROR_BODY_BYTES = 8192  # enough of an error body to quote the API's own message
-DNS_CACHE_SECONDS = 60.0  # how long the private-address guard trusts a DNS answer
 SECRET_PARAMS = frozenset(
     {
         "key",
@@ -70,6 +67,9 @@ class HttpConfig:
     contact: str = ""  # email or URL; goes into the User-Agent
     allow_private: bool = False  # allow loopback/private/link-local/... addresses
     timeout: float = 30.0  # connect and read timeout per request
+    # Total seconds one request may take, from connecting to the last byte of its body: a
+    # server that trickles a byte now and then never trips `timeout`, which is per read.
+    deadline: float = 120.0
     max_retries: int = 4  # retries after the first attempt
     backoff_base: float = 0.5  # full jitter: uniform(0, min(cap, base * 2**n))
     backoff_cap: float = 30.0
@@ -101,6 +101,7 @@ class HttpConfig:
             contact=spec.contact,
             allow_private=net.allow_private,
             timeout=net.timeout,
+            deadline=net.deadline,
             max_retries=net.max_retries,
             min_interval=net.min_interval,
             max_bytes=spec.limits.max_bytes,
@@ -160,38 +161,6 @@ class _Done:
     value: Any = None
 
 
-class _Host:
-    """Per-host pacing: min interval, token bucket, a pause after 429/503, an in-flight limit."""
-
-    def __init__(self, interval: float, concurrency: int, rate: float = 0.0):
-        self.lock = threading.Lock()
-        self.interval = interval
-        self.last_start: float | None = None
-        self.slots = threading.BoundedSemaphore(max(1, concurrency))
-        self.rate = rate
-        self.burst = max(1.0, math.floor(rate))  # one second's worth of tokens, at least one
-        # The bucket as GCRA ("virtual scheduling"): the theoretical arrival time of the next
-        # request; a request may start once the clock is within the burst tolerance of it. One
-        # number instead of a token count refilled by a timer, and it reserves slots under the
-        # lock so concurrent workers never overshoot the rate.
-        self.tat: float | None = None
-        self.not_before = -math.inf  # the host asked us to wait (Retry-After on 429/503)
-
-
-@dataclass
-class _Robots:
-    parser: Protego | None = None  # None: allow or deny everything per `allow_all`
-    allow_all: bool = True
-    reason: str = "robots.txt disallows"
-    retryable: bool = False
-    expires: float | None = None  # clock time after which to ask again (transient outcomes)
-
-    def allows(self, url: str) -> bool:
-        if self.parser is None:
-            return self.allow_all
-        return self.parser.can_fetch(url, ROBOTS_TOKEN)
-
-
 def redact(url: str) -> str:
     """The URL without user:password@ and with secret-looking query values masked."""
     try:
@@ -205,32 +174,6 @@ def redact(url: str) -> str:
         parts.query,
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def _blocked_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (
-        ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or not ip.is_global  # also shared address space (100.64/10) and other special ranges
-    )
-
-
-def is_public_host(host: str) -> bool:
-    """False for localhost and IP literals in special ranges; True for other names (no DNS)."""
-    name = host.strip().strip("[]").rstrip(".").lower()
-    if not name or name == "localhost" or name.endswith(".localhost"):
-        return False
-    try:
-        ip = ipaddress.ip_address(name.split("%")[0])
-    except ValueError:
-        return True
-    return not _blocked_ip(ip)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -251,21 +194,6 @@ def parse_retry_after(value: str | None) -> float | None:
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
-
-
-def x_robots_block(values: Iterable[str]) -> str | None:
-    """The first X-Robots-Tag directive that forbids us using the item, or None."""
-    for value in values:
-        agent: str | None = None  # a "name:" prefix scopes the rest of that header value
-        for part in value.split(","):
-            token = part.strip()
-            m = re.match(r"^([A-Za-z0-9_.*-]+)\s*:\s*(.*)$", token)
-            if m and m[1].lower() not in X_ROBOTS_VALUED:
-                agent, token = m[1].lower(), m[2].strip()
-            directive = token.lower()
-            if directive in X_ROBOTS_BLOCKING and agent in (None, "*", ROBOTS_TOKEN):
-                return directive
-    return None
 
 
 def _media_type(value: str | None) -> str | None:
@@ -349,29 +277,35 @@ class PoliteSession:
         self,
         config: HttpConfig,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.config = config
+        # None: real sleeps that cancel() cuts short (a Retry-After can ask for minutes)
         self._sleep = sleep
         self._clock = clock
+        self._cancelled = threading.Event()
+        self._watchdog = Watchdog()  # cuts requests at config.deadline, or all on cancel()
         contact = re.sub(r"[\x00-\x1f\x7f]", "", config.contact).strip()
         inner = f"+{PROJECT_URL}; {contact}" if contact else f"+{PROJECT_URL}"
         self.user_agent = f"acnedata/{__version__} ({inner}) python-requests/{requests.__version__}"
         self._rng = random.Random()
         self._lock = threading.Lock()  # guards the dicts and counters below
         self._count = 0
-        self._hosts: dict[str, _Host] = {}
-        # The global in-flight limit, taken after the host slot and the pacing wait, so a worker
-        # waiting for a slow host never holds a global slot that another host could use.
-        self._global: threading.BoundedSemaphore | contextlib.nullcontext[None] = (
-            threading.BoundedSemaphore(config.concurrency)
-            if config.concurrency > 0
-            else contextlib.nullcontext()
+        self._pacer = Pacer(
+            interval=config.min_interval,
+            per_host=config.per_host_concurrency,
+            rate=config.rate,
+            concurrency=config.concurrency,
+            sleep=self._pause,
+            clock=clock,
         )
-        self._robots: dict[tuple[str, str, int], _Robots] = {}
-        self._resolved: dict[tuple[str, int], tuple[float, Addresses]] = {}  # see _resolve
-        self._robots_locks: dict[tuple[str, str, int], threading.Lock] = {}
+        self._robots = robots.RobotsCache(clock)
+        self._guard = AddressGuard(
+            allow_private=config.allow_private,
+            allowed_private_hosts=config.allowed_private_hosts,
+            clock=clock,
+        )
         # requests.Session is not documented as thread-safe, so each worker thread gets its own.
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
@@ -470,10 +404,17 @@ class PoliteSession:
     def robots_allowed(self, url: str) -> bool:
         """Whether robots.txt of the URL's host lets the "acnedata" agent fetch it (cached)."""
         try:
-            parts = self._check_url(url)
-        except _Failure:
+            return self._robots_for(self._check_url(url)).allows(url)
+        except _Failure:  # a bad URL, or the session was cancelled
             return False
-        return self._robots_for(parts).allows(url)
+
+    def cancel(self, *, in_flight: bool = True) -> None:
+        """Stop (for Ctrl-C): no request starts from now on, and with `in_flight` the ones
+        under way end now too; each ends with the reason CANCELLED. Pacing and Retry-After
+        sleeps wake at once. A cancelled session stays cancelled."""
+        self._cancelled.set()
+        if in_flight:
+            self._watchdog.cancel_all()
 
     def request_count(self) -> int:
         """Requests actually sent so far (retries, redirects and robots.txt included)."""
@@ -486,6 +427,7 @@ class PoliteSession:
         for s in sessions:
             s.close()
         self._pool.clear()
+        self._watchdog.close()
 
     def __enter__(self) -> PoliteSession:
         return self
@@ -517,6 +459,8 @@ class PoliteSession:
         origin: tuple[str, str, int] | None = None
         try:
             while True:
+                if self._cancelled.is_set():
+                    raise _Failure("cancelled", CANCELLED, current)
                 parts = self._check_url(current)
                 origin = origin or _origin(parts)
                 if robots:
@@ -552,9 +496,9 @@ class PoliteSession:
                     delay = min(delay, cfg.retry_after_cap)
                     if f.status in (429, 503) and delay > 0:
                         # Other workers would hit the same wall; hold them back as well.
-                        self._pause_host(parts.hostname or "", delay)
+                        self._pacer.pause_host(parts.hostname or "", delay)
                     if delay > 0:
-                        self._sleep(delay)
+                        self._pause(delay)
                     continue
                 if content is not None:
                     return _Done(resp, content, current, attempts, value)
@@ -598,61 +542,113 @@ class PoliteSession:
         before_body: Callable[[requests.Response, str], None] | None,
     ) -> tuple[requests.Response, bytes | None]:
         """One request, once the host and global limits have let it through; (response, body)
-        on 2xx, (response, None) on a redirect."""
-        with self._paced(parts.hostname or ""):
-            with self._lock:
-                self._count += 1
+        on 2xx, (response, None) on a redirect. It must be over within config.deadline: the
+        watchdog cuts its sockets then (or at cancel()), and the cut is the reason given."""
+        with self._pacer.paced(parts.hostname or ""):
+            watch = self._watchdog.watch(self.config.deadline)
             try:
-                bare = params is None and headers is None and json_body is None and auth is None
-                if bare and self._plain_get_allowed(method, parts):
-                    resp = self._send_plain(url, vetted)
-                else:
-                    resp = self._session().request(
+                if watch.why is None and not self._cancelled.is_set():
+                    with self._lock:
+                        self._count += 1
+                    return self._exchange(
                         method,
                         url,
+                        parts,
+                        vetted,
+                        watch,
                         params=params,
                         headers=headers,
-                        json=json_body,
+                        json_body=json_body,
                         auth=auth,
-                        timeout=self.config.timeout,
-                        allow_redirects=False,
-                        stream=True,
+                        cap=cap,
+                        truncate=truncate,
+                        before_body=before_body,
                     )
-            except requests.RequestException as exc:
-                raise self._exception_failure(exc, url) from None
-            try:
-                status = resp.status_code
-                if status in REDIRECT_STATUSES and resp.headers.get("Location"):
-                    return resp, None
-                if not 200 <= status < 300:
-                    raise self._status_failure(resp, url)
-                if before_body:
-                    before_body(resp, url)
-                content = self._read_body(resp, url, cap, truncate)
-            except requests.RequestException as exc:
-                raise self._exception_failure(exc, url) from None
+            except (requests.RequestException, _Failure) as exc:
+                if watch.why is None:  # a failure of its own, not the cut's doing
+                    if isinstance(exc, _Failure):
+                        raise
+                    raise self._exception_failure(exc, url) from None
             finally:
-                resp.close()
-            # Let callers use resp.content / resp.text although the body was streamed.
-            resp._content = content
-            resp._content_consumed = True
-            return resp, content
+                self._watchdog.done(watch)
+            raise self._cut_failure(watch, url)  # cut, or cancelled while waiting for a slot
 
-    @contextlib.contextmanager
-    def _paced(self, hostname: str) -> Iterator[None]:
-        """Hold a host slot, wait for the host's turn, then hold a global slot."""
-        host = self._host(hostname)
-        with host.slots:
-            self._wait_turn(host)
-            with self._global:
-                yield
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        parts: SplitResult,
+        vetted: Addresses | None,
+        watch: Watch,
+        *,
+        params: Any,
+        headers: dict[str, str] | None,
+        json_body: Any,
+        auth: Any,
+        cap: int,
+        truncate: bool,
+        before_body: Callable[[requests.Response, str], None] | None,
+    ) -> tuple[requests.Response, bytes | None]:
+        """The request on the wire, on either path; every socket it uses is `watch`'s, and a
+        new connection goes to the `vetted` addresses on both paths (DNS rebinding)."""
+        bare = params is None and headers is None and json_body is None and auth is None
+        if bare and self._plain_get_allowed(method, parts):
+            resp = self._send_plain(url, vetted, watch)
+            return self._answer(resp, url, watch, cap, truncate, before_body)
+        _, host, port = _origin(parts)
+        with pinning.aimed(pinning.Target(host, port, vetted, watch)):
+            resp = self._session().request(
+                method,
+                url,
+                params=params,
+                headers=headers,
+                json=json_body,
+                auth=auth,
+                timeout=self.config.timeout,
+                allow_redirects=False,
+                stream=True,
+            )
+            return self._answer(resp, url, watch, cap, truncate, before_body)
+
+    def _answer(
+        self,
+        resp: requests.Response,
+        url: str,
+        watch: Watch,
+        cap: int,
+        truncate: bool,
+        before_body: Callable[[requests.Response, str], None] | None,
+    ) -> tuple[requests.Response, bytes | None]:
+        try:
+            status = resp.status_code
+            if status in REDIRECT_STATUSES and resp.headers.get("Location"):
+                return resp, None
+            if not 200 <= status < 300:
+                raise self._status_failure(resp, url)
+            if before_body:
+                before_body(resp, url)
+            content = self._read_body(resp, url, cap, truncate)
+        finally:
+            resp.close()
+        if watch.why is not None:  # a body without a length ends early, and looks whole
+            raise self._cut_failure(watch, url)
+        # Let callers use resp.content / resp.text although the body was streamed.
+        resp._content = content
+        resp._content_consumed = True
+        return resp, content
+
+    def _cut_failure(self, watch: Watch, url: str) -> _Failure:
+        if watch.why == DEADLINE and not self._cancelled.is_set():
+            reason = f"too slow: deadline {self.config.deadline:g} s"
+            return _Failure("deadline", reason, url, detail=reason)
+        return _Failure("cancelled", CANCELLED, url)
 
     def _plain_get_allowed(self, method: str, parts: SplitResult) -> bool:
         """Whether _send_plain may serve this request: a GET, no proxy named by the environment
         (so proxies keep working through requests) and no credentials in the URL."""
         return method == "GET" and not self._env_proxies and "@" not in parts.netloc
 
-    def _send_plain(self, url: str, vetted: Addresses | None) -> requests.Response:
+    def _send_plain(self, url: str, vetted: Addresses | None, watch: Watch) -> requests.Response:
         """A bare GET (bulk image downloads) on fastget's kept-alive http.client connections.
 
         requests' Session.request re-reads proxy and netrc settings from the environment, merges
@@ -665,7 +661,12 @@ class PoliteSession:
         vetted, not to a second DNS answer that could differ (DNS rebinding).
         """
         return fastget.get(  # type: ignore[return-value]
-            self._pool, url, self._plain_headers, self.config.timeout, addresses=vetted
+            self._pool,
+            url,
+            self._plain_headers,
+            self.config.timeout,
+            addresses=vetted,
+            on_socket=watch.add,
         )
 
     def _read_body(self, resp: requests.Response, url: str, cap: int, truncate: bool) -> bytes:
@@ -743,52 +744,21 @@ class PoliteSession:
         return parts
 
     def _guard_address(self, parts: SplitResult, url: str) -> Addresses | None:
-        """Refuse, before connecting, a host that resolves to a non-public address.
-
-        Returns the vetted addresses for the connection to use, or None when no check applies
-        (private addresses allowed, or this host let through by name). Answers are cached per
-        host for DNS_CACHE_SECONDS: a bulk download from one host would otherwise ask DNS
-        once per image.
-        """
-        if self.config.allow_private:
-            return None
+        """Refuse, before connecting, a host that resolves to a non-public address; the vetted
+        addresses for the connection to use, or None when no check applies (see AddressGuard)."""
         _, host, port = _origin(parts)
-        allowed = self.config.allowed_private_hosts
-        if host in allowed or f"{host}:{port}" in allowed or f"[{host}]:{port}" in allowed:
-            return None
         try:
-            infos = self._resolve(host, port)
+            return self._guard.vet(host, port)
+        except PrivateAddress as refused:
+            address = refused.address
+            raise _Failure(
+                "private", f"private address refused: {address}", url, detail=address
+            ) from None
         except (OSError, UnicodeError):
             short = "DNS lookup failed"
             raise _Failure(
                 "connect", f"connection error: {short}", url, retryable=True, detail=short
             ) from None
-        for _, sockaddr in infos:
-            address = str(sockaddr[0])
-            try:
-                ip = ipaddress.ip_address(address.split("%")[0])
-            except ValueError:
-                continue
-            if _blocked_ip(ip):
-                raise _Failure(
-                    "private", f"private address refused: {address}", url, detail=address
-                )
-        return infos
-
-    def _resolve(self, host: str, port: int) -> Addresses:
-        key = (host, port)
-        now = self._clock()
-        with self._lock:
-            cached = self._resolved.get(key)
-        if cached is not None and now < cached[0]:
-            return cached[1]
-        infos = tuple(
-            (family, sockaddr)
-            for family, _, _, _, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        )
-        with self._lock:
-            self._resolved[key] = (now + DNS_CACHE_SECONDS, infos)
-        return infos
 
     def _check_json(self, resp: requests.Response, content: bytes, url: str) -> Any:
         try:
@@ -820,94 +790,44 @@ class PoliteSession:
 
     # -- robots.txt ------------------------------------------------------------------------------
 
-    def _robots_for(self, parts: SplitResult) -> _Robots:
-        key = _origin(parts)
-        with self._lock:
-            key_lock = self._robots_locks.setdefault(key, threading.Lock())
-        with key_lock:  # one fetch per origin even when many workers ask at once
-            cached = self._robots.get(key)
-            if cached and (cached.expires is None or self._clock() < cached.expires):
-                return cached
-            rules = self._load_robots(key)
-            self._robots[key] = rules
-        return rules
+    def _robots_for(self, parts: SplitResult) -> robots.Rules:
+        return self._robots.get(_origin(parts), self._load_robots)
 
-    def _load_robots(self, key: tuple[str, str, int]) -> _Robots:
-        scheme, host, port = key
-        netloc = f"[{host}]" if ":" in host else host
-        default = 443 if scheme == "https" else 80
-        robots_url = f"{scheme}://{netloc}{'' if port == default else f':{port}'}/robots.txt"
+    def _load_robots(self, origin: robots.Origin) -> robots.Rules:
         later = self._clock() + ROBOTS_RETRY_TTL
         try:
-            done = self._perform("GET", robots_url, cap=ROBOTS_MAX_BYTES, truncate=True)
+            done = self._perform("GET", robots_url(origin), cap=ROBOTS_MAX_BYTES, truncate=True)
         except _Failure as f:
-            if f.kind == "http" and f.status in (401, 403):
-                return _Robots(allow_all=False)  # as Google: an access-controlled robots.txt
-            if f.kind == "http" and (f.status == 429 or (f.status or 0) >= 500):
-                # RFC 9309: an unreachable robots.txt means full disallow, for now.
-                return _Robots(
-                    allow_all=False,
-                    reason=f"robots.txt unavailable: http {f.status}",
-                    retryable=True,
-                    expires=later,
-                )
-            if f.kind in ("connect", "timeout"):
-                return _Robots(allow_all=True, expires=later)
-            return _Robots(allow_all=True)  # 404 and friends, or a robots redirect we refuse
-        try:
-            parser = Protego.parse(done.content.decode("utf-8", errors="replace"))
-        except Exception:  # a robots.txt we cannot parse restricts nothing
-            return _Robots(allow_all=True)
-        delay = parser.crawl_delay(ROBOTS_TOKEN)
+            if f.kind == "cancelled":
+                raise  # nothing learnt: nothing to remember
+            return robots.rules_after_failure(f.kind, f.status, later)
+        rules = robots.parse(done.content.decode("utf-8", errors="replace"))
+        delay = rules.parser.crawl_delay(ROBOTS_TOKEN) if rules.parser else None
         if delay:
             # Honour Crawl-delay, but cap it so one odd robots.txt cannot stall a run for days.
-            host_state = self._host(host)
-            with host_state.lock:
-                wanted = min(float(delay), self.config.retry_after_cap)
-                host_state.interval = max(host_state.interval, wanted)
-        return _Robots(parser=parser)
+            self._pacer.slow_down(origin[1], min(float(delay), self.config.retry_after_cap))
+        return rules
 
     # -- pacing and sessions ---------------------------------------------------------------------
 
-    def _host(self, hostname: str) -> _Host:
-        key = hostname.lower()
-        with self._lock:
-            state = self._hosts.get(key)
-            if state is None:
-                cfg = self.config
-                state = self._hosts[key] = _Host(
-                    cfg.min_interval, cfg.per_host_concurrency, cfg.rate
-                )
-            return state
+    def _host(self, hostname: str) -> Host:
+        """The pacing state of a host (for tests that wait for a pause to be set)."""
+        return self._pacer.host(hostname)
 
-    def _wait_turn(self, host: _Host) -> None:
-        """Reserve the next start slot for this host, then sleep until it (outside the lock)."""
-        with host.lock:
-            now = self._clock()
-            start = max(now, host.not_before)
-            if host.last_start is not None:
-                start = max(start, host.last_start + host.interval)
-            if host.rate > 0:
-                step = 1.0 / host.rate
-                if host.tat is not None:
-                    start = max(start, host.tat - (host.burst - 1) * step)
-                host.tat = max(host.tat if host.tat is not None else start, start) + step
-            host.last_start = start
-        if start > now:
-            self._sleep(start - now)
-
-    def _pause_host(self, hostname: str, seconds: float) -> None:
-        """A 429/503 speaks for the whole host: no worker starts a request there before then."""
-        host = self._host(hostname)
-        with host.lock:
-            host.not_before = max(host.not_before, self._clock() + seconds)
+    def _pause(self, seconds: float) -> None:
+        """Sleep; a cancel() ends the sleep at once (the caller then finds it cancelled)."""
+        if self._sleep is None:
+            self._cancelled.wait(seconds)
+        else:
+            self._sleep(seconds)
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
             session.headers["User-Agent"] = self.user_agent
-            adapter = requests.adapters.HTTPAdapter(max_retries=0, pool_maxsize=8)
+            # Pinned: a connection goes to the addresses the guard vetted (see pinning).
+            adapter = pinning.PinnedAdapter(max_retries=0, pool_maxsize=8)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             self._local.session = session
@@ -934,6 +854,13 @@ class PoliteSession:
             return NetworkError(
                 f"{host}: cannot connect ({f.detail}){tries}; check the URL or your network"
             )
+        if f.kind == "deadline":
+            return NetworkError(
+                f"{host}: {f.reason}{tries} (the answer came too slowly); raise [network] "
+                "deadline if the service is just slow"
+            )
+        if f.kind == "cancelled":
+            return NetworkError(f"{host}: cancelled")
         if f.kind == "timeout":
             return NetworkError(
                 f"{host}: no answer within {self.config.timeout:g} s{tries}; check the URL or your "

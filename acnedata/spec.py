@@ -92,6 +92,7 @@ class NetworkSpec:
     allow_private: bool = False
     min_interval: float = 1.0
     timeout: float = 30.0
+    deadline: float = 120.0  # total seconds per request (timeout is per read)
     max_retries: int = 4
     concurrency: int = 2  # downloads in flight at once, across all hosts
     per_host_concurrency: int = 2  # of those, at most this many to any one host
@@ -276,6 +277,7 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         "allow_private",
         "min_interval",
         "timeout",
+        "deadline",
         "max_retries",
         "concurrency",
         "per_host_concurrency",
@@ -286,6 +288,7 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         allow_private=net.boolean("allow_private", default=False),
         min_interval=net.number("min_interval", default=1.0, minimum=0.0, maximum=MAX_SECONDS),
         timeout=net.number("timeout", default=30.0, minimum=0.1, maximum=MAX_SECONDS),
+        deadline=net.number("deadline", default=120.0, minimum=0.1, maximum=MAX_SECONDS),
         max_retries=net.integer("max_retries", default=4, minimum=0),
         concurrency=net.integer("concurrency", default=2, minimum=1),
         per_host_concurrency=net.integer("per_host_concurrency", default=2, minimum=1),

@@ -6,6 +6,7 @@ import csv
 import math
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from acnedata.manifest import load_manifest
 from acnedata.pipeline import Collector
 
 MAX_RETRIES = 2
+HOLD = 10.0  # seconds a pacing test holds a request at most, waiting for others to arrive
 
 
 def write_urls(folder: Path, urls: list[str]) -> Path:
@@ -168,10 +170,16 @@ class Inflight:
     """A handler that serves one image slowly and records the most requests open at once.
 
     `also` is another Inflight that counts the same requests (one watching several servers).
+    The count is exact from the client's side: a request counts from its arrival until just
+    before the last byte of its body is sent. The client cannot finish reading the body, and so
+    cannot release its slot and start another request, before that byte; counting until after
+    the whole response was sent raced the client (the handler thread could still be about to
+    decrement when the next request arrived, which read as a third request in flight).
     """
 
     def __init__(self, body: bytes, delay: float = 0.15, also: Inflight | None = None):
         self.body, self.delay, self.also = body, delay, also
+        self.hold: Callable[[], None] | None = None  # called once the request is counted
         self.now = self.peak = 0
         self.starts: list[float] = []
         self.lock = threading.Lock()
@@ -191,12 +199,20 @@ class Inflight:
             self.also.leave()
 
     def __call__(self, req, body: bytes | None = None) -> None:
+        data = self.body if body is None else body
         self.enter()
         try:
+            if self.hold is not None:
+                self.hold()
             time.sleep(self.delay)
-            send(req, 200, self.body if body is None else body, {"Content-Type": "image/jpeg"})
+            req.send_response(200)
+            req.send_header("Content-Type", "image/jpeg")
+            req.send_header("Content-Length", str(len(data)))
+            req.end_headers()
+            req.wfile.write(data[:-1])
         finally:
             self.leave()
+        req.wfile.write(data[-1:])  # only now can the client finish and start the next request
 
 
 def serve_many(
@@ -228,19 +244,38 @@ def test_per_host_concurrency_and_global_limit(tmp_path):
     # Two servers on 127.0.0.1, one reached by the name "localhost": two hosts to the limiter.
     both = Inflight(b"")
     with LocalHTTPServer() as a, LocalHTTPServer() as b:
-        urls_a, watch_a = serve_many(a, 12, 0.15, also=both)
-        urls_b, watch_b = serve_many(b, 12, 0.15, host="localhost", also=both)
-        spec = matrix_spec(write_urls(tmp_path, urls_a + urls_b), allow_private=True)
+        urls_a, watch_a = serve_many(a, 12, 0.02, also=both)
+        urls_b, watch_b = serve_many(b, 12, 0.02, host="localhost", also=both)
+        # The limits are reached by holding requests, not by timing: the URLs alternate between
+        # the hosts, so the first three (a, b, a) fit both limits and are held until all three
+        # are in (3 in all, 2 on a), the next three (b, a, b) until both b's are in (2 on b).
+        # Each hold waits at most HOLD seconds ("does not hang"); later requests are not held.
+        cond = threading.Condition()
+        targets = [lambda: both.peak >= 3, lambda: watch_b.peak >= 2]
+
+        def hold() -> None:
+            with cond:
+                cond.notify_all()
+                while targets and targets[0]():
+                    targets.pop(0)
+                if targets:
+                    target = targets[0]
+                    cond.wait_for(lambda: target() or not targets or targets[0] is not target, HOLD)
+
+        watch_a.hold = watch_b.hold = hold
+        urls = [u for pair in zip(urls_a, urls_b, strict=True) for u in pair]
+        # A timeout far above a hold: a read timeout would retry while the server still serves
+        # the abandoned request, a real extra request.
+        spec = matrix_spec(write_urls(tmp_path, urls), allow_private=True, timeout=30.0)
         net = replace(spec.network, concurrency=3, per_host_concurrency=2)
         assert fetch_all(replace(spec, network=net), tmp_path / "out") == {
             "stored": 24,
             "failed": 0,
         }
-    assert watch_a.peak == 2 and watch_b.peak == 2  # the per-host limit, reached on each
-    # The global limit: never more than 3 requests open over both hosts together (counted as
-    # 0.15 s from each start, which can only undercount), and reached.
-    assert peak_in_flight(watch_a.starts + watch_b.starts, 0.15) <= 3
-    assert both.peak >= 3
+    # Exact counts (see Inflight): the per-host limit, reached on each host, and the global
+    # limit over both hosts together, reached.
+    assert watch_a.peak == 2 and watch_b.peak == 2
+    assert both.peak == 3
 
 
 def test_token_bucket_rate_per_host(tmp_path):

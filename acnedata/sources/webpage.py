@@ -11,8 +11,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from bs4 import BeautifulSoup, Tag
 
 from acnedata.errors import NetworkError, SourceError
-from acnedata.http import ROBOTS_TOKEN, X_ROBOTS_BLOCKING, x_robots_block
 from acnedata.licensing import refused_host
+from acnedata.robots import ROBOTS_TOKEN, X_ROBOTS_BLOCKING, x_robots_block
 from acnedata.sources.base import Candidate, SearchContext, int_option, label_for
 from acnedata.spec import DatasetSpec
 
