@@ -11,7 +11,7 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from acnedata import licence_expressions as expressions
 from acnedata.manifest import atomic_write_text
@@ -614,24 +614,27 @@ _CSV_COLUMNS = ("id", "file", "title", "author", "source_page", "licence", "lice
 _KOGL_ID = re.compile(r"LicenseRef-KOGL-Type-([0-4])")
 
 
-def attribution_line(item: Mapping[str, Any]) -> str:
-    """The TASL credit (title, author, source, licence) for one manifest item; KOGL in Korean."""
+def attribution_line(item: Mapping[str, Any], *, markdown: bool = False) -> str:
+    """The TASL credit (title, author, source, licence) for one manifest item; KOGL in Korean.
+    One line whatever the record holds; with `markdown`, the record's own text (title, author,
+    credit, changes, page URL) cannot add Markdown either."""
+    text, link = (_md_text, _md_url) if markdown else (_one_line, _one_line)
     source = item.get("source") or {}
     lic = item.get("licence") or {}
     spdx = lic.get("spdx") or NOASSERTION
     t = terms(spdx)
-    title = _title(item)
-    page = source.get("page_url") or source.get("url") or ""
-    changes = _changes(item)
+    title = text(_title(item))
+    page = link(source.get("page_url") or source.get("url") or "")
+    changes = text(_changes(item))
     if kogl := _KOGL_ID.fullmatch(spdx):
-        author = lic.get("author") or "작성자 미상"
+        author = text(lic.get("author") or "작성자 미상")
         line = (
             f"본 저작물은 '{author}'에서 작성하여 공공누리 제{kogl.group(1)}유형으로 개방한 "
             f"'{title}'을 이용하였습니다" + (f" ({page})." if page else ".")
         )
         return line + (f" 변경 내용: {changes}." if changes else "")
-    author = lic.get("author") or "unknown author"
-    url = lic.get("url") or t.url
+    author = text(lic.get("author") or "unknown author")
+    url = link(lic.get("url") or t.url or "")
     named = f"{t.name} ({url})" if url else t.name
     if spdx == NOASSERTION:
         terms_text = "licence not recorded"
@@ -644,10 +647,32 @@ def attribution_line(item: Mapping[str, Any]) -> str:
     else:
         terms_text = f"licensed under {named}"
     line = f'"{title}" by {author}, {terms_text}' + (f", from {page}." if page else ".")
-    credit = lic.get("attribution")
+    credit = text(lic.get("attribution") or "")
     if credit and credit != author:  # the credit the licensor asked for, kept verbatim
         line += f" Credit: {credit.rstrip().rstrip('.')}."  # Openverse credits end in "."
     return line + (f" Changes: {changes}." if changes else "")
+
+
+# What makes Markdown inline markup: code, emphasis, links and images (their brackets), HTML,
+# table cells, strikethrough, and "&" where it would start an entity. With newlines gone and a
+# line of our own starting each credit, the record's text cannot start a heading, list or row;
+# "(" after an escaped "]" is only text, so citations keep their "(2024)" unescaped.
+_MD_SPECIAL = re.compile(r"[\\`*_\[\]<>|~]|&(?=#?\w+;)")
+_URL_UNSAFE = re.compile(r"[\s<>\[\]()`*\\\"']")
+
+
+def _one_line(value: str) -> str:
+    return " ".join(str(value).split())
+
+
+def _md_text(value: str) -> str:
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(), _one_line(value))
+
+
+def _md_url(value: str) -> str:
+    """A URL left clickable (no backslashes in it), its Markdown-breaking characters
+    percent-encoded; those never carry meaning in a URL's path or query."""
+    return _URL_UNSAFE.sub(lambda m: quote(m.group(), safe=""), str(value).strip())
 
 
 def _title(item: Mapping[str, Any]) -> str:
@@ -705,11 +730,11 @@ def write_attribution(
           f"This file credits the author, source and licence of each of the {len(items)} images "
           f"in the {dataset_name} dataset, as their licences require. "
           "The same credits are in attribution.csv.", ""]  # fmt: skip
-    lines = {id(item): attribution_line(item) for item in items}  # once each, for md and csv
+    lines = {id(item): attribution_line(item) for item in items}
     for spdx, members in sorted(groups.items(), key=lambda g: (-len(g[1]), g[0])):
         count = f"{len(members)} item" + ("s" if len(members) != 1 else "")
         md += [f"## {terms(spdx).name} (`{spdx}`): {count}", ""]
-        md += [f"- {lines[id(item)]}" for item in members] + [""]
+        md += [f"- {attribution_line(item, markdown=True)}" for item in members] + [""]
     if not items:
         md += ["No items.", ""]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 
@@ -9,6 +10,7 @@ import pytest
 from bs4 import BeautifulSoup
 from httpserver import send
 from imagefactory import make_image
+from markdown_it import MarkdownIt
 from typer.testing import CliRunner
 
 from acnedata.cli import app
@@ -130,3 +132,42 @@ def test_commons_record_text_reaches_the_manifest_as_plain_text(httpserver, tmp_
     assert "<" not in credits and "vCard" not in credits
     # no Artist: the Credit line names the uploader, with no space before the full stop
     assert second["licence"]["author"] == "The original uploader was Elvezio at Italian Wikipedia."
+
+
+def test_a_title_cannot_break_or_forge_a_line_of_attribution_md(httpserver, tmp_path):
+    hostile = [
+        ("Acne\n## Forged heading\n- forged credit line", "J_D\r\n- fake"),
+        ("[click](http://evil.example) *bold* <img src=x onerror=alert(1)> `code` & | x |",
+         "Ann *"),
+    ]  # fmt: skip
+    urls = tmp_path / "urls.csv"
+    with urls.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["url", "licence", "title", "author", "page_url", "label"])
+        for k, (title, author) in enumerate(hostile):
+            httpserver.route(f"/h/{k}.jpg", body=_jpeg(600 + k),
+                             headers={"Content-Type": "image/jpeg"})  # fmt: skip
+            page = httpserver.url(f"/page_{k}/a b)[x]")
+            writer.writerow([httpserver.url(f"/h/{k}.jpg"), "CC-BY-4.0", title, author, page, ""])
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["fetch", str(urls), "--out", str(out), "--allow-private", "-q"])
+    assert result.exit_code == 0, result.output
+    md = (out / "ATTRIBUTION.md").read_text(encoding="utf-8")
+    tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(md)
+    credits = [t for t in tokens if t.type == "inline" and t.content.startswith('"')]
+    kinds = {t.type for t in tokens} | {c.type for t in credits for c in t.children}
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    assert headings == ["Attribution: urls", "CC BY 4.0 (`CC-BY-4.0`): 2 items"]
+    assert sum(t.type == "list_item_open" for t in tokens) == 2
+    assert not kinds & {"link_open", "em_open", "strong_open", "html_inline", "html_block",
+                        "code_inline", "table_open", "s_open"}, kinds  # fmt: skip
+    shown = ["".join(c.content for c in t.children if c.type == "text") for t in credits]
+    assert shown[0].startswith('"Acne ## Forged heading - forged credit line" by J_D - fake,')
+    assert shown[1].startswith(
+        '"[click](http://evil.example) *bold* <img src=x onerror=alert(1)> `code` & | x |" by Ann *'
+    )
+    # the page URLs stay clickable links, their brackets and spaces percent-encoded
+    assert httpserver.url("/page_0/a%20b%29%5Bx%5D") in md
+    # attribution.csv keeps the record's text as it was, one row per item
+    rows = list(csv.DictReader(io.StringIO((out / "attribution.csv").read_text("utf-8"))))
+    assert sorted(r["title"] for r in rows) == sorted(t for t, _ in hostile)
