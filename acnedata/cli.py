@@ -33,7 +33,9 @@ ContactOpt = Annotated[
         "--contact", help="Your e-mail or URL, sent in the User-Agent (required for public APIs)."
     ),
 ]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bars and no summary; errors only.")
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON object (shape: README, Scripting).")
 ]
@@ -125,14 +127,14 @@ def collect(
     reporter = RichReporter(quiet or as_json)
     with Collector(_load(spec, contact, allow_private), out, reporter=reporter) as col:
         summary = col.collect(collect_anyway=collect_anyway, retry_failed=retry_failed)
-        if summary.stopped_for_portal and not as_json:
+        if summary.stopped_for_portal and not (as_json or quiet):
             console.print(portal_table(summary.portals))
             console.print(
                 "A public dataset already fits this spec: use it (see the table), or "
                 "run again with --collect-anyway to collect images yourself."
             )
             return
-        _finish(summary, out, as_json)
+        _finish(summary, out, as_json, quiet)
 
 
 @app.command()
@@ -166,7 +168,8 @@ def demo(
         else "Commons, Zenodo and Hugging Face"
     )
     with DemoMirror(per_class=per_class) as mirror:
-        console.print(f"demo mirror ({shapes} shaped) at {mirror.base_url}")
+        if not quiet:
+            console.print(f"demo mirror ({shapes} shaped) at {mirror.base_url}")
         spec_path = out / "demo-spec.toml"
         spec_text = demo_spec_toml(mirror.base_url, per_class=per_class, all_sources=all_sources)
         spec_path.write_text(spec_text, "utf-8")
@@ -177,7 +180,10 @@ def demo(
             if env and not quiet:
                 console.print(f"demo keys set for this run only: {', '.join(sorted(env))}")
             summary = col.collect()
-            _print_summary(summary)
+            if not quiet:
+                _print_summary(summary)
+    if quiet:
+        return
     console.print(
         f"manifest: {summary.manifest}\nnext: acnemodel train {summary.manifest} "
         f"--out {out / 'run'}"
@@ -245,10 +251,10 @@ def fetch(
     with Collector(spec, out, reporter=RichReporter(quiet or as_json)) as col:
         summary = col.build(retry_failed=retry_failed)
         failures = col.catalog.top_reasons("failed", limit=20)
-    if not as_json:
+    if not (as_json or quiet):
         _print_download_line(summary.download)
-    _finish(summary, out, as_json)
-    if not as_json:
+    _finish(summary, out, as_json, quiet)
+    if not (as_json or quiet):
         _print_failures(failures)
 
 
@@ -330,7 +336,7 @@ def import_(
         session=session,
         reporter=RichReporter(quiet or as_json),
     )
-    _finish(summary, out, as_json)
+    _finish(summary, out, as_json, quiet)
 
 
 @app.command()
@@ -363,6 +369,13 @@ def portals(
         + "\n",
     )
     console.print(f"{len(report.fitting)} of {len(report.hits)} datasets fit; wrote {path}")
+    if report.asked and not report.reached:  # nothing was checked: a script must not read "none"
+        typer.echo(
+            f"error: none of the {report.asked} portals could be reached (see the skipped "
+            "lines); nothing was checked",
+            err=True,
+        )
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -382,6 +395,8 @@ def search(
         col.check_contact()
         found = col.search()
         verdicts = col.gate()
+    if quiet:
+        return
     console.print(
         f"found {found.get('new', 0)} new candidates; licence verdicts: "
         + (", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())) or "none new")
@@ -421,13 +436,14 @@ def _with_network(
     return replace(spec, network=net)
 
 
-def _timed_download(col: Any, retry_failed: bool) -> dict[str, int]:
-    """Run the download stage and say how it went, with its rate."""
+def _timed_download(col: Any, retry_failed: bool, quiet: bool = False) -> dict[str, int]:
+    """Run the download stage and say how it went, with its rate (not with -q)."""
     import time
 
     started = time.perf_counter()
     counts = col.download(retry_failed=retry_failed)
-    _print_download_line({**counts, "seconds": time.perf_counter() - started})
+    if not quiet:
+        _print_download_line({**counts, "seconds": time.perf_counter() - started})
     return counts
 
 
@@ -446,13 +462,14 @@ def _exit_if_nothing_stored(summary: Any, out: Path) -> None:
         raise typer.Exit(NOTHING_STORED)
 
 
-def _finish(summary: Any, out: Path, as_json: bool) -> None:
-    """The closing output of a run (the summary, or its JSON) and its exit status."""
+def _finish(summary: Any, out: Path, as_json: bool, quiet: bool = False) -> None:
+    """The closing output of a run (the summary, its JSON, or nothing with -q) and its exit
+    status."""
     if as_json:
         from acnedata.cli_json import summary_dict
 
         typer.echo(json.dumps(summary_dict(summary), ensure_ascii=False))
-    else:
+    elif not quiet:
         _print_summary(summary)
     _exit_if_nothing_stored(summary, out)
 
@@ -522,9 +539,10 @@ def download(
         col.session.close()
         col.session = PoliteSession(HttpConfig.from_spec(col.spec))
         col.check_contact()
-        _timed_download(col, retry_failed)
+        _timed_download(col, retry_failed, quiet)
         failed = col.catalog.top_reasons("failed", limit=20)
-    _print_failures(failed)
+    if not quiet:
+        _print_failures(failed)
 
 
 @app.command()
@@ -559,7 +577,7 @@ def dedup(
                     "region_links": content.links, "relations": content.relations}  # fmt: skip
         if as_json:
             typer.echo(json.dumps({**counts, **regional, **grouped, **sorted_counts}))
-        else:
+        elif not quiet:
             console.print(
                 f"{counts['duplicates']} duplicates in {counts['stored']} stored images; "
                 f"{content.links} region links ({_relations(content.relations)}); "
