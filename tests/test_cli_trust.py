@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from httpserver import send
 from imagefactory import make_image
 
@@ -92,3 +93,31 @@ def test_quiet_prints_nothing_not_even_the_summary(httpserver, tmp_path):
         assert proc.returncode == 0, (args, proc.stderr)
         assert (proc.stdout, proc.stderr) == ("", ""), args
     assert json.loads((tmp_path / "f" / "manifest.json").read_text())["counts"]
+
+
+NATIVE_LOG_MARKS = ("absl::InitializeLog", "cudart_stub.cc", "port.cc:", "cpu_feature_guard")
+
+
+def test_tensorflow_start_up_lines_show_only_with_verbose(tmp_path):
+    pytest.importorskip("tensorflow")
+    from manifest_factory import make_manifest
+
+    manifest = make_manifest(tmp_path / "m", classes=("a", "b"), clusters_per_class=2, size=16)
+
+    def acnemodel(*args: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
+        return subprocess.run(
+            [sys.executable, "-c", "from acnemodel.cli import main; main()", *args],
+            capture_output=True, text=True, timeout=600, env=env,
+        )  # fmt: skip
+
+    quiet = acnemodel("expand", str(manifest), "--to", "8", "--out", str(tmp_path / "q"))
+    assert quiet.returncode == 0, quiet.stderr
+    assert "augmented copies written" in quiet.stdout
+    assert not [m for m in NATIVE_LOG_MARKS if m in quiet.stderr], quiet.stderr
+    # the same command with --verbose shows them: the check above looks where they would be
+    loud = acnemodel(
+        "--verbose", "expand", str(manifest), "--to", "8", "--out", str(tmp_path / "v")
+    )
+    assert loud.returncode == 0, loud.stderr
+    assert "absl::InitializeLog" in loud.stderr
