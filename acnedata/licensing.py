@@ -653,6 +653,45 @@ def attribution_line(item: Mapping[str, Any], *, markdown: bool = False) -> str:
     return line + (f" Changes: {changes}." if changes else "")
 
 
+def _md_credits(items: Sequence[Mapping[str, Any]], title: str) -> list[str]:
+    """The Markdown credit lines of one licence's items: a line per item, except one line for
+    each set of a dataset's items (source "folder": an import or a local folder) whose credit is
+    the same, which would otherwise repeat it once per image."""
+    shared: dict[tuple, list[Mapping[str, Any]]] = {}
+    for item in items:
+        if (key := _dataset_key(item)) is not None:
+            shared.setdefault(key, []).append(item)
+    lines, done = [], set()
+    for item in items:
+        key = _dataset_key(item)
+        members = shared[key] if key is not None else [item]
+        if len(members) == 1:
+            lines.append(attribution_line(item, markdown=True))
+        elif key not in done:
+            done.add(key)
+            lines.append(_dataset_line(members, title))
+    return lines
+
+
+def _dataset_key(item: Mapping[str, Any]) -> tuple | None:
+    """What a dataset's items share when one credit covers them; None for items of a source
+    that credits each item (Commons, Openverse, a URL list, ...)."""
+    lic, source = item.get("licence") or {}, item.get("source") or {}
+    if source.get("name") != "folder":
+        return None
+    return (lic.get("spdx"), lic.get("url"), lic.get("author"), lic.get("attribution"),
+            source.get("page_url"), _changes(item))  # fmt: skip
+
+
+def _dataset_line(members: Sequence[Mapping[str, Any]], title: str) -> str:
+    """The credit of a whole dataset: its title for the item's, no per-file source."""
+    first = members[0]
+    source = dict(first.get("source") or {})
+    source.update(title=title, url=None)
+    line = attribution_line({**first, "source": source}, markdown=True)
+    return f"{len(members)} images: {line}"
+
+
 # What makes Markdown inline markup: code, emphasis, links and images (their brackets), HTML,
 # table cells, strikethrough, and "&" where it would start an entity. With newlines gone and a
 # line of our own starting each credit, the record's text cannot start a heading, list or row;
@@ -717,9 +756,15 @@ def _changes(item: Mapping[str, Any]) -> str:
 
 
 def write_attribution(
-    folder: Path, items: Sequence[Mapping[str, Any]], *, dataset_name: str
+    folder: Path,
+    items: Sequence[Mapping[str, Any]],
+    *,
+    dataset_name: str,
+    dataset_title: str | None = None,
 ) -> tuple[Path, Path]:
-    """Write ATTRIBUTION.md and attribution.csv for `items` into `folder`, atomically."""
+    """Write ATTRIBUTION.md and attribution.csv for `items` into `folder`, atomically. Items of
+    one local or imported dataset that share their credit (licence, author, citation, page) get
+    one dataset-level line in ATTRIBUTION.md; attribution.csv keeps a row per item."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     groups: dict[str, list[Mapping[str, Any]]] = {}
@@ -734,7 +779,8 @@ def write_attribution(
     for spdx, members in sorted(groups.items(), key=lambda g: (-len(g[1]), g[0])):
         count = f"{len(members)} item" + ("s" if len(members) != 1 else "")
         md += [f"## {terms(spdx).name} (`{spdx}`): {count}", ""]
-        md += [f"- {attribution_line(item, markdown=True)}" for item in members] + [""]
+        md += [f"- {line}" for line in _md_credits(members, dataset_title or dataset_name)]
+        md += [""]
     if not items:
         md += ["No items.", ""]
 

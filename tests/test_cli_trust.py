@@ -95,6 +95,23 @@ def test_quiet_prints_nothing_not_even_the_summary(httpserver, tmp_path):
     assert json.loads((tmp_path / "f" / "manifest.json").read_text())["counts"]
 
 
+def test_an_imported_dataset_has_one_credit_line(tmp_path):
+    out = tmp_path / "i"
+    proc = run("import", str(_photos(tmp_path / "src")), "--out", str(out), "--licence",
+               "CC-BY-SA-4.0", "--author", "Clinic A", "--title", "Clinic photos",
+               "-q")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    credits = [
+        line for line in (out / "ATTRIBUTION.md").read_text().splitlines() if line[:2] == "- "
+    ]
+    assert credits == [
+        '- 6 images: "Clinic photos" by Clinic A, licensed under CC BY-SA 4.0 '
+        "(https://creativecommons.org/licenses/by-sa/4.0/)."
+    ]
+    rows = (out / "attribution.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 6
+
+
 NATIVE_LOG_MARKS = ("absl::InitializeLog", "cudart_stub.cc", "port.cc:", "cpu_feature_guard")
 
 
