@@ -573,6 +573,7 @@ def dedup(
             grouped = col.group()
             sorted_counts = col.sort()
             oversized = col.summary().oversized_groups
+            refreshed = _refresh_manifest(col, paths[0])
         regional = {"mosaics": content.mosaics, "excluded": content.excluded,
                     "region_links": content.links, "relations": content.relations}  # fmt: skip
         if as_json:
@@ -587,6 +588,8 @@ def dedup(
             )
             for line in oversized[:5]:
                 typer.echo(f"oversized group: {line}")
+            if refreshed:
+                console.print(f"manifest rewritten: {refreshed}")
         return
     from acnedata.dedup import dedup_paths
 
@@ -655,6 +658,7 @@ def verify(out: DirArg, as_json: JsonOpt = False) -> None:
     from acnedata.export import verify as verify_manifest
 
     report = verify_manifest(out)
+    _note_stale_manifest(out)
     if as_json:
         typer.echo(json.dumps({"checked": report.checked, "missing": report.missing,
                                "changed": report.changed, "ok": report.ok}))  # fmt: skip
@@ -671,6 +675,28 @@ def verify(out: DirArg, as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
+def _refresh_manifest(col: Any, out: Path) -> Path | None:
+    """Rewrite a manifest that no longer lists what the catalog holds (after dedup and sort
+    changed it); None when there is none, or it is current."""
+    from acnedata.staleness import stale_manifest_note
+
+    if (out / "manifest.json").is_file() and stale_manifest_note(col.catalog, col.spec, out):
+        return col.write_manifest()
+    return None
+
+
+def _note_stale_manifest(out: Path) -> None:
+    """On stderr: the manifest no longer lists what the collection's catalog holds."""
+    from acnedata.pipeline import Collector
+    from acnedata.staleness import stale_manifest_note
+
+    if (out / "catalog.sqlite").is_file():  # a manifest alone (a copy, an export) has no catalog
+        with Collector.reopen(out) as col:
+            stale = stale_manifest_note(col.catalog, col.spec, out)
+        if stale:
+            typer.echo(stale, err=True)
+
+
 @app.command()
 @user_errors
 def status(
@@ -685,9 +711,11 @@ def status(
 ) -> None:
     """What the catalog holds: items per state, and the reasons for rejections and failures."""
     from acnedata.pipeline import Collector
+    from acnedata.staleness import stale_manifest_note
 
     with Collector.reopen(out) as col:
         summary = col.summary()
+        stale = stale_manifest_note(col.catalog, col.spec, out)
         rows = []
         if show == "review":
             rows = [
@@ -707,10 +735,12 @@ def status(
 
         shown = {"show": show, "items": [{"id": k, "reason": r} for k, r in rows]} if show else {}
         typer.echo(json.dumps({**summary_dict(summary), **shown}, ensure_ascii=False))
-        return
-    _print_summary(summary)
-    for key, reason in rows:
-        typer.echo(f"{key}\t{reason}")
+    else:
+        _print_summary(summary)
+        for key, reason in rows:
+            typer.echo(f"{key}\t{reason}")
+    if stale:
+        typer.echo(stale, err=True)
 
 
 def _relations(counts: dict[str, int]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,30 @@ def test_tensorflow_start_up_lines_show_only_with_verbose(tmp_path):
     )
     assert loud.returncode == 0, loud.stderr
     assert "absl::InitializeLog" in loud.stderr
+
+
+def test_a_stale_manifest_is_named_and_dedup_rewrites_it(tmp_path):
+    out = tmp_path / "out"
+    assert run("import", str(_photos(tmp_path / "src")), "--out", str(out), "--licence",
+               "CC-BY-4.0", "-q").returncode == 0  # fmt: skip
+    assert run("status", str(out)).stderr == ""  # current: nothing to say
+    # The catalog changes behind the manifest's back (as a dedup run of an older acnedata, or
+    # one stopped before its manifest, leaves it): one item excluded, one relabelled.
+    with sqlite3.connect(out / "catalog.sqlite") as db:
+        db.execute("UPDATE items SET excluded = 'by hand' WHERE key = 'folder:papular/2.png'")
+        db.execute("UPDATE items SET decision = 'papular' WHERE key = 'folder:comedonal/0.png'")
+    note = (
+        f"note: {out / 'manifest.json'} is older than the catalog (1 to remove, 1 changed); "
+        f"refresh it with: acnedata manifest {out}"
+    )
+    for args in (["status", str(out)], ["status", str(out), "--json"], ["verify", str(out)]):
+        proc = run(*args)
+        assert proc.returncode == 0 and proc.stderr.strip() == note, (args, proc.stderr)
+    # dedup, which changes the catalog, rewrites a manifest that no longer matches it
+    proc = run("dedup", str(out))
+    assert f"manifest rewritten: {out / 'manifest.json'}" in proc.stdout.replace("\n", "")
+    items = json.loads((out / "manifest.json").read_text())["items"]
+    assert len(items) == 5 and {
+        i["label"] for i in items if i["id"] == "folder:comedonal/0.png"
+    } == {"papular"}
+    assert run("status", str(out)).stderr == "" and run("verify", str(out)).stderr == ""
