@@ -83,12 +83,19 @@ def _print_summary(summary: Any) -> None:
         console.print(portal_table(summary.portals))
     for table in summary_tables(summary):
         console.print(table)
-    for line in summary.oversized_groups[:5]:  # plain lines: no wrapping, scripts read them
-        typer.echo(f"oversized group: {line}")
+    _echo_cut("oversized group", summary.oversized_groups)
     if summary.split_conflict:
         typer.echo(f"split conflict: {summary.split_conflict}")
     for line in summary.notes:
         typer.echo(line)
+
+
+def _echo_cut(what: str, lines: list[str], limit: int = 5) -> None:
+    """Plain lines (no wrapping: scripts read them), at most `limit`, then "+N more"."""
+    for line in lines[:limit]:
+        typer.echo(f"{what}: {line}")
+    if len(lines) > limit:
+        typer.echo(f"{what}: +{len(lines) - limit} more")
 
 
 def _load(spec: str, contact: str | None, allow_private: bool = False) -> Any:
@@ -586,8 +593,7 @@ def dedup(
                 f"{grouped['groups']} groups (largest {grouped['largest_group']} items); "
                 f"{sorted_counts.get('review', 0)} items need review"
             )
-            for line in oversized[:5]:
-                typer.echo(f"oversized group: {line}")
+            _echo_cut("oversized group", oversized)
             if refreshed:
                 console.print(f"manifest rewritten: {refreshed}")
         return

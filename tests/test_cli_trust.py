@@ -166,3 +166,24 @@ def test_a_stale_manifest_is_named_and_dedup_rewrites_it(tmp_path):
         i["label"] for i in items if i["id"] == "folder:comedonal/0.png"
     } == {"papular"}
     assert run("status", str(out)).stderr == "" and run("verify", str(out)).stderr == ""
+
+
+def test_a_cut_list_of_reasons_says_how_many_more(tmp_path):
+    licences = ["CC-BY-NC-4.0", "CC-BY-ND-4.0", "GFDL-1.2", "MIT", "sampling+", "CC-BY-4.0"]
+    (tmp_path / "urls.jsonl").write_text(
+        "".join(json.dumps({"url": f"http://127.0.0.1:9/{k}.jpg", "licence": lic,
+                            "label": "papular"}) + "\n" for k, lic in enumerate(licences)),
+        encoding="utf-8",
+    )  # fmt: skip
+    (tmp_path / "spec.toml").write_text(
+        'name = "cut"\n[network]\nallow_private = true\n'
+        '[sources.urllist]\npath = "urls.jsonl"\n[[classes]]\nname = "papular"\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    assert run("search", str(tmp_path / "spec.toml"), "--out", str(out), "-q").returncode == 0
+    status = run("status", str(out))
+    data = json.loads(run("status", str(out), "--json").stdout)
+    assert data["states"]["rejected"] == 5  # the figure the table and the JSON agree on
+    assert "rejected by licence │      5" in status.stdout
+    assert "+2 more (acnedata status DIR --show STATE lists them)" in status.stdout
