@@ -35,7 +35,9 @@ ContactOpt = Annotated[
         "--contact", help="Your e-mail or URL, sent in the User-Agent (required for public APIs)."
     ),
 ]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bars and no summary; errors only.")
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON object (shape: README, Scripting).")
 ]
@@ -86,12 +88,19 @@ def _print_summary(summary: Any) -> None:
         console.print(portal_table(summary.portals))
     for table in summary_tables(summary):
         console.print(table)
-    for line in summary.oversized_groups[:5]:  # plain lines: no wrapping, scripts read them
-        typer.echo(f"oversized group: {line}")
+    _echo_cut("oversized group", summary.oversized_groups)
     if summary.split_conflict:
         typer.echo(f"split conflict: {summary.split_conflict}")
     for line in summary.notes:
         typer.echo(line)
+
+
+def _echo_cut(what: str, lines: list[str], limit: int = 5) -> None:
+    """Plain lines (no wrapping: scripts read them), at most `limit`, then "+N more"."""
+    for line in lines[:limit]:
+        typer.echo(f"{what}: {line}")
+    if len(lines) > limit:
+        typer.echo(f"{what}: +{len(lines) - limit} more")
 
 
 def _load(spec: str, contact: str | None, allow_private: bool = False) -> Any:
@@ -130,14 +139,14 @@ def collect(
     reporter = RichReporter(quiet or as_json)
     with Collector(_load(spec, contact, allow_private), out, reporter=reporter) as col:
         summary = col.collect(collect_anyway=collect_anyway, retry_failed=retry_failed)
-        if summary.stopped_for_portal and not as_json:
+        if summary.stopped_for_portal and not (as_json or quiet):
             console.print(portal_table(summary.portals))
             console.print(
                 "A public dataset already fits this spec: use it (see the table), or "
                 "run again with --collect-anyway to collect images yourself."
             )
             return
-        _finish(summary, out, as_json)
+        _finish(summary, out, as_json, quiet)
 
 
 @app.command()
@@ -171,7 +180,8 @@ def demo(
         else "Commons, Zenodo and Hugging Face"
     )
     with DemoMirror(per_class=per_class) as mirror:
-        console.print(f"demo mirror ({shapes} shaped) at {mirror.base_url}")
+        if not quiet:
+            console.print(f"demo mirror ({shapes} shaped) at {mirror.base_url}")
         spec_path = out / "demo-spec.toml"
         spec_text = demo_spec_toml(mirror.base_url, per_class=per_class, all_sources=all_sources)
         spec_path.write_text(spec_text, "utf-8")
@@ -182,7 +192,10 @@ def demo(
             if env and not quiet:
                 console.print(f"demo keys set for this run only: {', '.join(sorted(env))}")
             summary = col.collect()
-            _print_summary(summary)
+            if not quiet:
+                _print_summary(summary)
+    if quiet:
+        return
     console.print(
         f"manifest: {summary.manifest}\nnext: acnemodel train {summary.manifest} "
         f"--out {out / 'run'}"
@@ -250,10 +263,10 @@ def fetch(
     with Collector(spec, out, reporter=RichReporter(quiet or as_json)) as col:
         summary = col.build(retry_failed=retry_failed)
         failures = col.catalog.top_reasons("failed", limit=20)
-    if not as_json:
+    if not (as_json or quiet):
         _print_download_line(summary.download)
-    _finish(summary, out, as_json)
-    if not as_json:
+    _finish(summary, out, as_json, quiet)
+    if not (as_json or quiet):
         _print_failures(failures)
 
 
@@ -335,7 +348,7 @@ def import_(
         session=session,
         reporter=RichReporter(quiet or as_json),
     )
-    _finish(summary, out, as_json)
+    _finish(summary, out, as_json, quiet)
 
 
 @app.command()
@@ -368,6 +381,13 @@ def portals(
         + "\n",
     )
     console.print(f"{len(report.fitting)} of {len(report.hits)} datasets fit; wrote {path}")
+    if report.asked and not report.reached:  # nothing was checked: a script must not read "none"
+        typer.echo(
+            f"error: none of the {report.asked} portals could be reached (see the skipped "
+            "lines); nothing was checked",
+            err=True,
+        )
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -387,6 +407,8 @@ def search(
         col.check_contact()
         found = col.search()
         verdicts = col.gate()
+    if quiet:
+        return
     console.print(
         f"found {found.get('new', 0)} new candidates; licence verdicts: "
         + (", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())) or "none new")
@@ -426,13 +448,14 @@ def _with_network(
     return replace(spec, network=net)
 
 
-def _timed_download(col: Any, retry_failed: bool) -> dict[str, int]:
-    """Run the download stage and say how it went, with its rate."""
+def _timed_download(col: Any, retry_failed: bool, quiet: bool = False) -> dict[str, int]:
+    """Run the download stage and say how it went, with its rate (not with -q)."""
     import time
 
     started = time.perf_counter()
     counts = col.download(retry_failed=retry_failed)
-    _print_download_line({**counts, "seconds": time.perf_counter() - started})
+    if not quiet:
+        _print_download_line({**counts, "seconds": time.perf_counter() - started})
     return counts
 
 
@@ -451,13 +474,14 @@ def _exit_if_nothing_stored(summary: Any, out: Path) -> None:
         raise typer.Exit(NOTHING_STORED)
 
 
-def _finish(summary: Any, out: Path, as_json: bool) -> None:
-    """The closing output of a run (the summary, or its JSON) and its exit status."""
+def _finish(summary: Any, out: Path, as_json: bool, quiet: bool = False) -> None:
+    """The closing output of a run (the summary, its JSON, or nothing with -q) and its exit
+    status."""
     if as_json:
         from acnedata.cli_json import summary_dict
 
         typer.echo(json.dumps(summary_dict(summary), ensure_ascii=False))
-    else:
+    elif not quiet:
         _print_summary(summary)
     _exit_if_nothing_stored(summary, out)
 
@@ -527,9 +551,10 @@ def download(
         col.session.close()
         col.session = PoliteSession(HttpConfig.from_spec(col.spec))
         col.check_contact()
-        _timed_download(col, retry_failed)
+        _timed_download(col, retry_failed, quiet)
         failed = col.catalog.top_reasons("failed", limit=20)
-    _print_failures(failed)
+    if not quiet:
+        _print_failures(failed)
 
 
 @app.command()
@@ -560,6 +585,7 @@ def dedup(
             grouped = col.group()
             sorted_counts = col.sort()
             oversized = col.summary().oversized_groups
+            refreshed = _refresh_manifest(col, paths[0])
         regional = {
             "mosaics": content.mosaics,
             "excluded": content.excluded,
@@ -568,7 +594,7 @@ def dedup(
         }
         if as_json:
             typer.echo(json.dumps({**counts, **regional, **grouped, **sorted_counts}))
-        else:
+        elif not quiet:
             console.print(
                 f"{counts['duplicates']} duplicates in {counts['stored']} stored images; "
                 f"{content.links} region links ({_relations(content.relations)}); "
@@ -576,8 +602,9 @@ def dedup(
                 f"{grouped['groups']} groups (largest {grouped['largest_group']} items); "
                 f"{sorted_counts.get('review', 0)} items need review"
             )
-            for line in oversized[:5]:
-                typer.echo(f"oversized group: {line}")
+            _echo_cut("oversized group", oversized)
+            if refreshed:
+                console.print(f"manifest rewritten: {refreshed}")
         return
     from acnedata.dedup import dedup_paths
 
@@ -677,6 +704,7 @@ def verify(out: DirArg, as_json: JsonOpt = False) -> None:
     from acnedata.export import verify as verify_manifest
 
     report = verify_manifest(out)
+    _note_stale_manifest(out)
     if as_json:
         typer.echo(
             json.dumps(
@@ -699,6 +727,28 @@ def verify(out: DirArg, as_json: JsonOpt = False) -> None:
     )
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _refresh_manifest(col: Any, out: Path) -> Path | None:
+    """Rewrite a manifest that no longer lists what the catalog holds (after dedup and sort
+    changed it); None when there is none, or it is current."""
+    from acnedata.staleness import stale_manifest_note
+
+    if (out / "manifest.json").is_file() and stale_manifest_note(col.catalog, col.spec, out):
+        return col.write_manifest()
+    return None
+
+
+def _note_stale_manifest(out: Path) -> None:
+    """On stderr: the manifest no longer lists what the collection's catalog holds."""
+    from acnedata.pipeline import Collector
+    from acnedata.staleness import stale_manifest_note
+
+    if (out / "catalog.sqlite").is_file():  # a manifest alone (a copy, an export) has no catalog
+        with Collector.reopen(out) as col:
+            stale = stale_manifest_note(col.catalog, col.spec, out)
+        if stale:
+            typer.echo(stale, err=True)
 
 
 @app.command()
@@ -740,9 +790,11 @@ def status(
 ) -> None:
     """What the catalog holds: items per state, and the reasons for rejections and failures."""
     from acnedata.pipeline import Collector
+    from acnedata.staleness import stale_manifest_note
 
     with Collector.reopen(out) as col:
         summary = col.summary()
+        stale = stale_manifest_note(col.catalog, col.spec, out)
         rows = []
         if show == "review":
             rows = [
@@ -767,10 +819,12 @@ def status(
 
         shown = {"show": show, "items": [{"id": k, "reason": r} for k, r in rows]} if show else {}
         typer.echo(json.dumps({**summary_dict(summary), **shown}, ensure_ascii=False))
-        return
-    _print_summary(summary)
-    for key, reason in rows:
-        typer.echo(f"{key}\t{reason}")
+    else:
+        _print_summary(summary)
+        for key, reason in rows:
+            typer.echo(f"{key}\t{reason}")
+    if stale:
+        typer.echo(stale, err=True)
 
 
 def _relations(counts: dict[str, int]) -> str:

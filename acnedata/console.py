@@ -120,9 +120,14 @@ def portal_table(report: PortalReport) -> Table:
     return table
 
 
-def _reasons(pairs: list[tuple[str, int]]) -> str:
-    """One reason a line, cut to its first sentence: the full text is in `acnedata status`."""
-    return "\n".join(f"{n}× {r.split('. ')[0].rstrip('.')}" for r, n in pairs)
+def _reasons(pairs: list[tuple[str, int]], total: int | None = None) -> str:
+    """One reason a line, cut to its first sentence: the full text is in `acnedata status`.
+    When the lines cover fewer than `total` items, a last line says how many more there are."""
+    lines = [f"{n}× {r.split('. ')[0].rstrip('.')}" for r, n in pairs]
+    rest = (total or 0) - sum(n for _, n in pairs)
+    if rest > 0:
+        lines.append(f"+{rest} more (acnedata status DIR --show STATE lists them)")
+    return "\n".join(lines)
 
 
 def summary_tables(s: Summary) -> list[Table]:
@@ -132,9 +137,15 @@ def summary_tables(s: Summary) -> list[Table]:
     main.add_column("detail", overflow="fold")
     main.add_row("found", str(s.found), f"{s.requests} HTTP requests this run")
     main.add_row(
-        "rejected by licence", str(s.states.get("rejected", 0)), _reasons(s.rejected_reasons[:3])
+        "rejected by licence",
+        str(s.states.get("rejected", 0)),
+        _reasons(s.rejected_reasons[:3], s.states.get("rejected", 0)),
     )
-    main.add_row("failed downloads", str(s.states.get("failed", 0)), _reasons(s.failed_reasons[:4]))
+    main.add_row(
+        "failed downloads",
+        str(s.states.get("failed", 0)),
+        _reasons(s.failed_reasons[:4], s.states.get("failed", 0)),
+    )
     main.add_row("stored", str(s.states.get("stored", 0)), "")
     main.add_row(
         "duplicates",
@@ -165,7 +176,7 @@ def summary_tables(s: Summary) -> list[Table]:
         f"largest holds {s.largest_group} items; a split keeps each group on one side{too_large}",
     )
     main.add_row("conflicts", str(s.conflicts), "cross-class: kept out until reviewed")
-    main.add_row("in review", str(s.review), _reasons(s.review_reasons[:3]))
+    main.add_row("in review", str(s.review), _reasons(s.review_reasons[:3], s.review))
     main.add_row(
         "in manifest", str(sum(s.per_class.values())), str(s.manifest) if s.manifest else ""
     )

@@ -128,7 +128,9 @@ def export(catalog: Catalog, spec: DatasetSpec, out_dir: Path) -> Path:
 
     data = build_manifest(catalog, spec)
     path = write_manifest(out_dir / "manifest.json", data)
-    write_attribution(out_dir, data["items"], dataset_name=spec.name)
+    write_attribution(
+        out_dir, data["items"], dataset_name=spec.name, dataset_title=spec.title or None
+    )
     write_card(out_dir, data, catalog_exclusions(catalog))
     return path
 

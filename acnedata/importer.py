@@ -17,10 +17,18 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
+from acnedata import licence_expressions as expressions
 from acnedata.catalog import CATALOG_NAME, Catalog
 from acnedata.errors import AcnedataError, DiskFullError, SourceError, is_disk_full
 from acnedata.http import HttpConfig, PoliteSession, redact
-from acnedata.licensing import NOASSERTION, normalise, normalise_fields, terms, verdict
+from acnedata.licensing import (
+    NOASSERTION,
+    UNVERSIONED,
+    normalise,
+    normalise_fields,
+    terms,
+    verdict,
+)
 from acnedata.pipeline import Collector, Reporter, Summary
 from acnedata.provenance import (
     apply_name_keys,
@@ -75,6 +83,12 @@ def resolve_licence(licence: str) -> str:
         raise AcnedataError(
             f"--licence {licence!r} is not a licence we recognise; give an SPDX "
             f"id such as {LICENCE_EXAMPLES}"
+        )
+    # A licence's versions differ in their terms: the dataset's own statement says which.
+    if any(part in UNVERSIONED for part in expressions.leaves(expressions.parse(spdx) or spdx)):
+        raise AcnedataError(
+            f"--licence {licence!r} names no version; give the version the dataset states, "
+            f"such as {LICENCE_EXAMPLES}"
         )
     return spdx
 

@@ -11,8 +11,9 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
+from acnedata import licence_expressions as expressions
 from acnedata.manifest import atomic_write_text
 from acnedata.spec import LicencePolicy
 
@@ -21,6 +22,7 @@ PUBLIC_DOMAIN = "LicenseRef-PublicDomain"
 SAMPLING_PLUS = "LicenseRef-CC-Sampling-Plus"
 KR_UNRESTRICTED = "LicenseRef-KR-PublicData-Unrestricted"
 AIHUB = "LicenseRef-AIHub-Terms"
+GFDL_UNVERSIONED = "LicenseRef-GFDL"  # "GFDL" with no version
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,32 @@ _FIXED: dict[str, tuple[bool | None, bool, bool, bool, str | None, str]] = {
     "AGPL-3.0-only": (True, True, True, True, None, "GNU AGPL 3.0 only"),
     "MPL-2.0": (True, True, True, True, None, "Mozilla Public Licence 2.0"),
 }  # fmt: skip
+# GNU FDL: every SPDX id (1.1-1.3, only/or-later, with or without invariant sections). Invariant
+# sections bind the text of a document, not a picture: all of them allow derivatives.
+_GFDL_INVARIANTS = {"": "", "invariants": ", with invariant sections",
+                    "no-invariants": ", no invariant sections"}  # fmt: skip
+
+
+def _gfdl_entries() -> dict[str, tuple[bool | None, bool, bool, bool, str | None, str]]:
+    entries = {}
+    for version in ("1.1", "1.2", "1.3"):
+        url = (
+            "https://www.gnu.org/licenses/fdl-1.3.html"
+            if version == "1.3"
+            else f"https://www.gnu.org/licenses/old-licenses/fdl-{version}.html"
+        )
+        for inv, words in _GFDL_INVARIANTS.items():
+            for scope in ("only", "or-later"):
+                name = f"GNU FDL {version} {scope.replace('-', ' ')}{words}"
+                entries[f"GFDL-{version}-{inv + '-' if inv else ''}{scope}"] = (
+                    True, True, True, True, url, name
+                )  # fmt: skip
+    return entries
+
+
+_FIXED.update(_gfdl_entries())
+_FIXED[GFDL_UNVERSIONED] = (True, True, True, True, None, "GNU FDL (version not stated)")
+
 # KOGL (공공누리) type → (commercial, derivatives, attribution); sources.md §6.
 _KOGL = {
     0: (True, True, False),  # expired works, no conditions
@@ -147,7 +175,17 @@ _ALIASES = {
     "odc-by": "ODC-By-1.0",
 }
 CC_UNVERSIONED = frozenset(f"LicenseRef-CC-{t}" for t in _CC_TYPES)  # "CC BY" with no version
-_BY_LOWER = {key.lower(): key for key in (*CC_SPDX, *CC_UNVERSIONED, *_FIXED)}
+# A licence named without its version: the versions differ in their terms, so never guessed.
+UNVERSIONED = CC_UNVERSIONED | {GFDL_UNVERSIONED}
+_BY_LOWER = {key.lower(): key for key in (*CC_SPDX, *UNVERSIONED, *_FIXED)}
+# "GFDL-1.2" (SPDX's deprecated id: 1.2 only), "GFDL 1.2" (Commons), "GFDL-1.3-or-later",
+# "GNU Free Documentation License v1.2 or any later version", "gfdl-1.2+".
+_GFDL = re.compile(
+    r"(?:gfdl|gnu[\s-]*free[\s-]*documentation[\s-]*licen[cs]e)"
+    r"(?:[\s-]*(?:version|v)?[\s-]*(1\.[123]))?"
+    r"(?:[\s-]*(no[\s-]*invariants|invariants))?"
+    r"(?:[\s-]*(only|\+|or[\s-]*later|or[\s-]*any[\s-]*later[\s-]*version))?"
+)
 
 _KOGL_KO = re.compile(r"(?:공공누리)?\s*제?\s*([0-4])\s*유형")
 _KOGL_EN = re.compile(r"kogl[\s-]*(?:type)?[\s-]*([0-4]|iv|i{1,3})\b")
@@ -157,9 +195,21 @@ _CC_URL = re.compile(r"(?:^|//|\.)creativecommons\.org/(licenses|publicdomain)/(
 
 
 def normalise(value: str | None) -> str:
-    """One licence string or URL as an SPDX id, a LicenseRef-… id, or NOASSERTION; never a guess."""
+    """One licence string or URL as an SPDX id, a LicenseRef-… id, or NOASSERTION; never a guess.
+    An AND/OR expression ("CC BY-SA 4.0 OR GFDL 1.2") becomes an SPDX expression of such ids;
+    when one of its licences is not recognised, the whole string is read as one name."""
     if not isinstance(value, str):
         return NOASSERTION
+    tree = expressions.parse(value)
+    if tree is None:
+        return _normalise_one(value)
+    ids = expressions.map_leaves(tree, _normalise_one)
+    if NOASSERTION in expressions.leaves(ids):  # "GFDL 1.2 or any later version" is one name
+        return _normalise_one(value)
+    return expressions.render(ids)
+
+
+def _normalise_one(value: str) -> str:
     low = " ".join(value.split()).lower().replace("_", "-")
     low = low.removeprefix("license:").strip()  # Hugging Face tag
     found = _read(low)
@@ -188,6 +238,8 @@ def _read(low: str) -> str:
         return AIHUB
     if re.fullmatch(r"(?:nc)?sampling(?:\+|plus)(?:1\.0)?", squashed):
         return SAMPLING_PLUS
+    if match := _GFDL.fullmatch(low):
+        return _gfdl_id(*match.groups())
     if match := _KOGL_EN.match(low) or _KOGL_KO.search(low):
         return f"LicenseRef-KOGL-Type-{_ROMAN.get(match.group(1), match.group(1))}"
     if re.fullmatch(r"pd(?:-[a-z0-9-]+)?", low):  # Commons PD-* templates: pd-old, pd-usgov …
@@ -195,6 +247,16 @@ def _read(low: str) -> str:
     for pattern, short in _CC_WORDS:
         low = re.sub(pattern, short, low)
     return _from_cc_tokens([t for t in re.split(r"[\s,:;/-]+", low) if t and t not in _CC_NOISE])
+
+
+def _gfdl_id(version: str | None, invariants: str | None, scope: str | None) -> str:
+    if not version:
+        return GFDL_UNVERSIONED
+    inv = ""
+    if invariants:
+        inv = "no-invariants-" if invariants.startswith("no") else "invariants-"
+    later = bool(scope) and scope != "only"
+    return f"GFDL-{version}-{inv}{'or-later' if later else 'only'}"
 
 
 def _from_cc_tokens(tokens: list[str]) -> str:
@@ -329,6 +391,8 @@ def _agreed(value: Any) -> str:
 @lru_cache(maxsize=1024)  # asked per item by the gate, dedup ranks, manifest and credits
 def terms(spdx: str) -> LicenceTerms:
     """What `spdx` permits; anything unknown (and NOASSERTION) is treated as permitting nothing."""
+    if (tree := expressions.parse(spdx)) is not None:
+        return _expression_terms(spdx, tree)
     if spdx in _FIXED:
         return LicenceTerms(spdx, *_FIXED[spdx])
     cc = _CC_ID.fullmatch(spdx) if spdx in CC_SPDX else None
@@ -352,9 +416,43 @@ def terms(spdx: str) -> LicenceTerms:
     return LicenceTerms(spdx, None, False, True, False, None, name)
 
 
+def _expression_terms(spdx: str, tree: expressions.Tree) -> LicenceTerms:
+    """An OR lets the user pick the alternative that permits the most, an AND binds them to
+    every part: a permission is any part's under OR, every part's under AND."""
+    if isinstance(tree, str):
+        return terms(tree)
+    op, children = tree
+    parts = [_expression_terms(expressions.render(c), c) for c in children]
+    pick = any if op == "OR" else all
+    duty = all if op == "OR" else any
+    commercials = [p.commercial for p in parts]
+    if op == "OR":
+        commercial = True if True in commercials else (None if None in commercials else False)
+    else:
+        commercial = False if False in commercials else (None if None in commercials else True)
+    name = f" {op.lower()} ".join(
+        p.name if isinstance(c, str) else f"({p.name})"
+        for p, c in zip(parts, children, strict=True)
+    )
+    return LicenceTerms(
+        spdx,
+        commercial,
+        pick(p.derivatives for p in parts),
+        duty(p.attribution for p in parts),
+        duty(p.share_alike for p in parts),
+        None,
+        name,
+    )
+
+
 def verdict(spdx: str, policy: LicencePolicy) -> Verdict:
-    """Allow, reject or send to review one licence under `policy`, with the rule that decided."""
+    """Allow, reject or send to review one licence under `policy`, with the rule that decided.
+    An expression is allowed as a whole when policy.allow lists it; otherwise an OR is allowed
+    when one alternative is (and used under that one), an AND when every part is."""
     given, spdx = spdx, normalise(spdx)  # ids we cannot describe are treated as NOASSERTION
+    tree = expressions.parse(spdx)
+    if tree is not None and spdx not in policy.allow:  # a pattern would match its first part
+        return _expression_verdict(spdx, tree, policy)
     t = terms(spdx)
     label = f"{spdx} ({t.name})"
 
@@ -396,6 +494,8 @@ def verdict(spdx: str, policy: LicencePolicy) -> Verdict:
             "never be redistributed; list LicenseRef-AIHub-Terms explicitly "
             "in policy.allow to use it locally.",
         )
+    if spdx in UNVERSIONED and spdx not in policy.allow:
+        return _unversioned_verdict(spdx, label, policy)
     pattern = next((p for p in policy.allow if fnmatchcase(spdx, p)), None)
     if pattern is None:
         allowed = ", ".join(policy.allow) or "(empty)"
@@ -403,6 +503,74 @@ def verdict(spdx: str, policy: LicencePolicy) -> Verdict:
             "reject", f"{label} is not in the policy's allow list (policy.allow = {allowed})."
         )
     return decide("allow", f"{label} matches {pattern!r} in policy.allow.")
+
+
+def _expression_verdict(spdx: str, tree: expressions.Tree, policy: LicencePolicy) -> Verdict:
+    if isinstance(tree, str):
+        return verdict(tree, policy)
+    op, children = tree
+    parts = [_expression_verdict(expressions.render(c), c, policy) for c in children]
+    by_decision = {d: [p for p in parts if p.decision == d] for d in ("allow", "review", "reject")}
+    if op == "OR" and by_decision["allow"]:
+        chosen = by_decision["allow"][0]
+        return Verdict(
+            "allow",
+            f"{spdx}: usable under {chosen.spdx}, one of its alternatives: {chosen.reason}",
+            spdx,
+            chosen.no_derivatives,
+        )
+    if op == "AND" and len(by_decision["allow"]) == len(parts):
+        return Verdict(
+            "allow",
+            f"{spdx}: every part is allowed (" + " ".join(p.reason for p in parts) + ")",
+            spdx,
+            any(p.no_derivatives for p in parts),
+        )
+    # Not allowed: an AND with a rejected part is rejected; else a part under review needs a person.
+    if op == "AND" and by_decision["reject"]:
+        decision = "reject"
+    else:
+        decision = "review" if by_decision["review"] else "reject"
+    shown = by_decision[decision]
+    what = "no alternative is allowed" if op == "OR" else "not every part is allowed"
+    return Verdict(
+        decision,
+        f"{spdx}: {what}: " + " ".join(p.reason for p in shown),
+        spdx,
+        any(p.no_derivatives for p in parts),
+    )
+
+
+def _unversioned_verdict(spdx: str, label: str, policy: LicencePolicy) -> Verdict:
+    """A licence named without a version: a person checks which version the source means when
+    some version of it would be allowed; rejected when none would be."""
+    family = spdx.removeprefix("LicenseRef-")
+    if family == "GFDL":
+        versions = sorted(i for i in _FIXED if i.startswith("GFDL-"))
+    else:
+        code = family.removeprefix("CC-")
+        versions = sorted(i for i in CC_SPDX if (m := _CC_ID.fullmatch(i)) and m.group(1) == code)
+    allowed = [i for i in versions if any(fnmatchcase(i, p) for p in policy.allow)]
+    no_derivatives = not terms(spdx).derivatives
+    if not allowed:
+        shown = ", ".join(policy.allow) or "(empty)"
+        return Verdict(
+            "reject",
+            f"{label} names no version, and no version of it is in the policy's allow list "
+            f"(policy.allow = {shown}).",
+            spdx,
+            no_derivatives,
+        )
+    return Verdict(
+        "review",
+        f"{label}: the record names no version of the licence that SPDX lists, and its versions "
+        "differ in their terms; check the version on the source page "
+        f"(the policy allows {allowed[0]}"
+        + (f" and {len(allowed) - 1} more" if len(allowed) > 1 else "")
+        + ").",
+        spdx,
+        no_derivatives,
+    )
 
 
 # --- Hosts whose terms forbid reuse ---------------------------------------------------------
@@ -446,24 +614,27 @@ _CSV_COLUMNS = ("id", "file", "title", "author", "source_page", "licence", "lice
 _KOGL_ID = re.compile(r"LicenseRef-KOGL-Type-([0-4])")
 
 
-def attribution_line(item: Mapping[str, Any]) -> str:
-    """The TASL credit (title, author, source, licence) for one manifest item; KOGL in Korean."""
+def attribution_line(item: Mapping[str, Any], *, markdown: bool = False) -> str:
+    """The TASL credit (title, author, source, licence) for one manifest item; KOGL in Korean.
+    One line whatever the record holds; with `markdown`, the record's own text (title, author,
+    credit, changes, page URL) cannot add Markdown either."""
+    text, link = (_md_text, _md_url) if markdown else (_one_line, _one_line)
     source = item.get("source") or {}
     lic = item.get("licence") or {}
     spdx = lic.get("spdx") or NOASSERTION
     t = terms(spdx)
-    title = _title(item)
-    page = source.get("page_url") or source.get("url") or ""
-    changes = _changes(item)
+    title = text(_title(item))
+    page = link(source.get("page_url") or source.get("url") or "")
+    changes = text(_changes(item))
     if kogl := _KOGL_ID.fullmatch(spdx):
-        author = lic.get("author") or "작성자 미상"
+        author = text(lic.get("author") or "작성자 미상")
         line = (
             f"본 저작물은 '{author}'에서 작성하여 공공누리 제{kogl.group(1)}유형으로 개방한 "
             f"'{title}'을 이용하였습니다" + (f" ({page})." if page else ".")
         )
         return line + (f" 변경 내용: {changes}." if changes else "")
-    author = lic.get("author") or "unknown author"
-    url = lic.get("url") or t.url
+    author = text(lic.get("author") or "unknown author")
+    url = link(lic.get("url") or t.url or "")
     named = f"{t.name} ({url})" if url else t.name
     if spdx == NOASSERTION:
         terms_text = "licence not recorded"
@@ -476,10 +647,71 @@ def attribution_line(item: Mapping[str, Any]) -> str:
     else:
         terms_text = f"licensed under {named}"
     line = f'"{title}" by {author}, {terms_text}' + (f", from {page}." if page else ".")
-    credit = lic.get("attribution")
+    credit = text(lic.get("attribution") or "")
     if credit and credit != author:  # the credit the licensor asked for, kept verbatim
         line += f" Credit: {credit.rstrip().rstrip('.')}."  # Openverse credits end in "."
     return line + (f" Changes: {changes}." if changes else "")
+
+
+def _md_credits(items: Sequence[Mapping[str, Any]], title: str) -> list[str]:
+    """The Markdown credit lines of one licence's items: a line per item, except one line for
+    each set of a dataset's items (source "folder": an import or a local folder) whose credit is
+    the same, which would otherwise repeat it once per image."""
+    shared: dict[tuple, list[Mapping[str, Any]]] = {}
+    for item in items:
+        if (key := _dataset_key(item)) is not None:
+            shared.setdefault(key, []).append(item)
+    lines, done = [], set()
+    for item in items:
+        key = _dataset_key(item)
+        members = shared[key] if key is not None else [item]
+        if len(members) == 1:
+            lines.append(attribution_line(item, markdown=True))
+        elif key not in done:
+            done.add(key)
+            lines.append(_dataset_line(members, title))
+    return lines
+
+
+def _dataset_key(item: Mapping[str, Any]) -> tuple | None:
+    """What a dataset's items share when one credit covers them; None for items of a source
+    that credits each item (Commons, Openverse, a URL list, ...)."""
+    lic, source = item.get("licence") or {}, item.get("source") or {}
+    if source.get("name") != "folder":
+        return None
+    return (lic.get("spdx"), lic.get("url"), lic.get("author"), lic.get("attribution"),
+            source.get("page_url"), _changes(item))  # fmt: skip
+
+
+def _dataset_line(members: Sequence[Mapping[str, Any]], title: str) -> str:
+    """The credit of a whole dataset: its title for the item's, no per-file source."""
+    first = members[0]
+    source = dict(first.get("source") or {})
+    source.update(title=title, url=None)
+    line = attribution_line({**first, "source": source}, markdown=True)
+    return f"{len(members)} images: {line}"
+
+
+# What makes Markdown inline markup: code, emphasis, links and images (their brackets), HTML,
+# table cells, strikethrough, and "&" where it would start an entity. With newlines gone and a
+# line of our own starting each credit, the record's text cannot start a heading, list or row;
+# "(" after an escaped "]" is only text, so citations keep their "(2024)" unescaped.
+_MD_SPECIAL = re.compile(r"[\\`*_\[\]<>|~]|&(?=#?\w+;)")
+_URL_UNSAFE = re.compile(r"[\s<>\[\]()`*\\\"']")
+
+
+def _one_line(value: str) -> str:
+    return " ".join(str(value).split())
+
+
+def _md_text(value: str) -> str:
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(), _one_line(value))
+
+
+def _md_url(value: str) -> str:
+    """A URL left clickable (no backslashes in it), its Markdown-breaking characters
+    percent-encoded; those never carry meaning in a URL's path or query."""
+    return _URL_UNSAFE.sub(lambda m: quote(m.group(), safe=""), str(value).strip())
 
 
 def _title(item: Mapping[str, Any]) -> str:
@@ -524,9 +756,15 @@ def _changes(item: Mapping[str, Any]) -> str:
 
 
 def write_attribution(
-    folder: Path, items: Sequence[Mapping[str, Any]], *, dataset_name: str
+    folder: Path,
+    items: Sequence[Mapping[str, Any]],
+    *,
+    dataset_name: str,
+    dataset_title: str | None = None,
 ) -> tuple[Path, Path]:
-    """Write ATTRIBUTION.md and attribution.csv for `items` into `folder`, atomically."""
+    """Write ATTRIBUTION.md and attribution.csv for `items` into `folder`, atomically. Items of
+    one local or imported dataset that share their credit (licence, author, citation, page) get
+    one dataset-level line in ATTRIBUTION.md; attribution.csv keeps a row per item."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     groups: dict[str, list[Mapping[str, Any]]] = {}
@@ -537,11 +775,12 @@ def write_attribution(
           f"This file credits the author, source and licence of each of the {len(items)} images "
           f"in the {dataset_name} dataset, as their licences require. "
           "The same credits are in attribution.csv.", ""]  # fmt: skip
-    lines = {id(item): attribution_line(item) for item in items}  # once each, for md and csv
+    lines = {id(item): attribution_line(item) for item in items}
     for spdx, members in sorted(groups.items(), key=lambda g: (-len(g[1]), g[0])):
         count = f"{len(members)} item" + ("s" if len(members) != 1 else "")
         md += [f"## {terms(spdx).name} (`{spdx}`): {count}", ""]
-        md += [f"- {lines[id(item)]}" for item in members] + [""]
+        md += [f"- {line}" for line in _md_credits(members, dataset_title or dataset_name)]
+        md += [""]
     if not items:
         md += ["No items.", ""]
 

@@ -64,6 +64,8 @@ class NullReporter:
 class PortalReport:
     hits: list[PortalHit] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "portal: why", one line each
+    asked: int = 0  # portals the spec names
+    reached: int = 0  # ... that answered a search
 
     @property
     def fitting(self) -> list[PortalHit]:
@@ -175,6 +177,7 @@ class Collector:
     def check_portals(self) -> PortalReport:
         report = PortalReport()
         portals = self.spec.portals()
+        report.asked = len(portals)
         with self.reporter.stage("portals", total=len(portals)) as progress:
             for src in portals:
                 portal_cls = PORTALS.get(src.name)
@@ -185,6 +188,7 @@ class Collector:
                     try:
                         hits = portal_cls().search(ctx)
                         report.hits.extend(h.judge(self.spec) for h in hits)
+                        report.reached += 1
                     except AcnedataError as exc:
                         report.skipped.append(f"{src.name}: {exc}")
                 progress.advance()

@@ -389,6 +389,15 @@ def main() -> None:
     if importlib.util.find_spec("tensorflow") is None and "--version" not in sys.argv[1:]:
         typer.echo(MODEL_EXTRA_HINT, err=True)
         raise SystemExit(1)
-    if "--verbose" not in sys.argv[1:]:
+    args = sys.argv[1:]
+    if "--verbose" not in args:
         _quiet_tf()
+        # Every command loads TensorFlow; loading it here, filtered, hides the C++ start-up
+        # lines that TF_CPP_MIN_LOG_LEVEL lets through. Help, version, completion and the model
+        # list need none.
+        if args and args[0] != "models" and not {"--help", "-h", "--version",
+                         "--install-completion", "--show-completion"} & set(args):  # fmt: skip
+            from acnemodel.tflog import import_tensorflow_quietly
+
+            import_tensorflow_quietly()
     run(app, "acnemodel")

@@ -117,7 +117,7 @@ def test_attribution_files_list_every_item(run: Run) -> None:
     md = (run.out / "ATTRIBUTION.md").read_text(encoding="utf-8")
     assert md.count("\n- ") == len(items)
     for item in items:
-        assert attribution_line(item) in md, item["id"]
+        assert attribution_line(item, markdown=True) in md, item["id"]
     with (run.out / "attribution.csv").open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert sorted(r["id"] for r in rows) == sorted(i["id"] for i in items)

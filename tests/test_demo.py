@@ -26,8 +26,7 @@ def demo_run(tmp_path_factory):
             str(out),
             "--per-class",
             "12",
-            "--quiet",
-        ],
+        ],  # not --quiet: that hides the summary this module reads
         capture_output=True,
         text=True,
         timeout=300,

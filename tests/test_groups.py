@@ -177,7 +177,7 @@ def test_group_stage_joins_content_links_and_reports_groups(tmp_path):
                 (ids["4.png"], ids["5.png"], "contains", 1.0, 0.5, 40),
             ]
         )
-    result = runner.invoke(app, ["dedup", str(out), "-q"])
+    result = runner.invoke(app, ["dedup", str(out)])  # -q would hide the line read here
     assert result.exit_code == 0, result.output
     assert "6 groups (largest 3 items)" in result.output  # {0,1,2} {3,4,5} 6 7 8 9
     assert "oversized group" not in result.output  # 3 of 7 pustular fits a 30% test share

@@ -78,7 +78,11 @@ def test_folder_import_puts_licence_author_and_citation_on_every_item(tmp_path):
         assert item["licence"]["no_derivatives"] is False
         assert item["source"]["name"] == "folder"
     credits = (out / "ATTRIBUTION.md").read_text(encoding="utf-8")
-    assert credits.count(f"Credit: {CITATION}") == 6 and "by Jane Doe" in credits
+    # one dataset-level credit (issue 13), not six identical ones; the CSV keeps a row per item
+    assert credits.count(f"Credit: {CITATION}") == 1
+    assert '- 6 images: "Acne photos" by Jane Doe, licensed under CC BY 4.0' in credits
+    rows = (out / "attribution.csv").read_text(encoding="utf-8").strip().splitlines()
+    assert len(rows) == 7 and all(CITATION in row for row in rows[1:])
     # Rerunning is a no-op that ends with the same items.
     again = import_dataset(
         src, out, licence="CC-BY-4.0", author="Jane Doe", citation=CITATION, title="Acne photos"

@@ -42,7 +42,8 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 
 
 def import_cli(*args: str) -> object:
-    return runner.invoke(app, ["import", *args, "--licence", "CC-BY-4.0", "-q"])
+    # not -q: the summary's notes are read
+    return runner.invoke(app, ["import", *args, "--licence", "CC-BY-4.0"])
 
 
 def items_by_name(out: Path) -> dict[str, dict]:

@@ -411,8 +411,6 @@ def test_exact_spdx_ids_pass_through(raw: str, expected: str) -> None:
         "CC BY 5.0",  # no such version
         "CC BY-SA-ND 4.0",  # contradictory
         "CC NC 2.0",  # retired non-BY licence without an SPDX id
-        "GFDL",
-        "CC BY-SA 4.0 or GFDL",
         "All rights reserved",
         "Copyrighted free use",
         "license:other",
@@ -561,8 +559,11 @@ PERMISSIVE = LicencePolicy(allow=("CC-BY-*", "CC0-1.0"), noncommercial=True, no_
          False),
         ("LicenseRef-KOGL-Type-1", LicencePolicy(allow=("LicenseRef-KOGL-Type-1",)), "allow",
          ["KOGL"], False),
-        ("LicenseRef-CC-BY", DEFAULT, "reject", ["LicenseRef-CC-BY", "version not stated"],
-         False),
+        # a version-less licence goes to a person when some version of it is allowed (issue 13)
+        ("LicenseRef-CC-BY", DEFAULT, "review", ["LicenseRef-CC-BY", "version not stated",
+                                                 "names no version"], False),
+        ("LicenseRef-CC-BY", LicencePolicy(allow=("CC0-1.0",)), "reject",
+         ["names no version", "no version of it"], False),
         ("LicenseRef-PublicDomain", DEFAULT, "reject", ["LicenseRef-PublicDomain"], False),
         ("MIT", DEFAULT, "reject", ["MIT", "policy.allow"], False),
         ("CC-BY-4.0", LicencePolicy(allow=("cc-by-*",)), "reject", ["policy.allow"], False),

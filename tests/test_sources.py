@@ -97,7 +97,7 @@ def test_commons_follows_continue_and_keeps_licence_fields(httpserver, version):
     assert first.searched_class == "pustular"
     assert first.query == "pustular acne"
     assert first.author == "X Y"
-    assert first.description == "Papulo pustular acne"
+    assert first.description == "Papulopustular acne"  # as a browser shows it
     assert first.licence_raw["LicenseShortName"] == "CC BY-SA 4.0"
     assert first.licence_raw["License"] == "cc-by-sa-4.0"
     assert first.licence_raw["AttributionRequired"] == "true"

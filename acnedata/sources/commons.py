@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from bs4 import BeautifulSoup
-
 from acnedata.errors import SourceError
+from acnedata.htmltext import html_to_text
 from acnedata.sources.base import Candidate, SearchContext, first_unique
 from acnedata.spec import ClassSpec
 
@@ -28,14 +27,6 @@ LICENCE_FIELDS = (
     "Attribution",
 )
 BATCH = 20  # gsrlimit: Commons asks for at most 50 when extmetadata is requested
-
-
-def html_to_text(value: Any) -> str:
-    """Commons' Artist/Credit/Description fields are HTML fragments; keep their text only."""
-    if value is None:
-        return ""
-    text = BeautifulSoup(str(value), "html.parser").get_text(" ", strip=True)
-    return " ".join(text.split())
 
 
 class CommonsSource:
@@ -121,7 +112,9 @@ def _candidate(page: dict[str, Any], klass: str, term: str, prefer_thumb: bool) 
     if not url:
         return None
     raw = {k: _meta(ext, k) for k in LICENCE_FIELDS if _meta(ext, k) is not None}
-    title = _meta(ext, "ObjectName") or str(page.get("title", "")).removeprefix("File:")
+    title = html_to_text(_meta(ext, "ObjectName")) or str(page.get("title", "")).removeprefix(
+        "File:"
+    )
     categories = [c for c in (_meta(ext, "Categories") or "").split("|") if c]
     author = html_to_text(_meta(ext, "Artist")) or html_to_text(_meta(ext, "Credit")) or None
     return Candidate(

@@ -8,6 +8,7 @@ from typing import Any
 
 from acnedata import licensing
 from acnedata.errors import SourceError
+from acnedata.htmltext import html_to_text
 from acnedata.sources.base import Candidate, SearchContext, first_unique, int_option
 from acnedata.spec import ClassSpec, LicencePolicy
 
@@ -174,9 +175,9 @@ def _candidate(item: Any, klass: str, term: str) -> Candidate | None:
         source_id=str(item["id"]),
         url=str(item["url"]),
         page_url=item.get("foreign_landing_url") or None,
-        title=item.get("title") or None,
-        author=item.get("creator") or None,
-        attribution=item.get("attribution") or None,
+        title=html_to_text(item.get("title")) or None,
+        author=html_to_text(item.get("creator")) or None,
+        attribution=html_to_text(item.get("attribution")) or None,
         licence_raw={k: item[k] for k in LICENCE_FIELDS if k in item},
         query=term,
         searched_class=klass,

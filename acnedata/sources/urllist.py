@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Callable, Iterator
 from functools import lru_cache
@@ -53,7 +54,8 @@ def read_rows(path: Path) -> list[dict[str, str]]:
                 raise SourceError(f"{path}:{n}: expected a JSON object with a url")
             rows.append(obj)
     else:
-        rows = list(csv.DictReader(text.splitlines()))
+        # a StringIO, not splitlines(): a quoted cell may hold a line break of its own
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
     out = []
     for n, row in enumerate(rows, 1):
         norm = {_field_name(k): _str(v) for k, v in row.items() if k is not None}

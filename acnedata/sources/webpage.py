@@ -11,6 +11,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from bs4 import BeautifulSoup, Tag
 
 from acnedata.errors import NetworkError, SourceError
+from acnedata.htmltext import element_text
 from acnedata.licensing import refused_host
 from acnedata.robots import ROBOTS_TOKEN, X_ROBOTS_BLOCKING, x_robots_block
 from acnedata.sources.base import Candidate, SearchContext, int_option, label_for
@@ -191,7 +192,7 @@ def _attr(tag: Tag, name: str) -> str:
 
 
 def _text(tag: Tag | None) -> str:
-    return " ".join(tag.get_text(" ", strip=True).split()) if tag is not None else ""
+    return element_text(tag)
 
 
 def _base(soup: Any, page_url: str) -> str:
