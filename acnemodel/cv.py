@@ -91,7 +91,8 @@ def cross_validate(
             {"fold": k, "test_size": runs[names[0]][-1]["test_size"],
              "test_class_counts": runs[names[0]][-1]["test_class_counts"],
              "baselines": runs[names[0]][-1]["baselines"],
-             "leaked_test_items": base["leaked_test_items"]}
+             "leaked_test_items": base["leaked_test_items"],
+             "test_ids": [i["id"] for i in parts_items["test"]]}
         )  # fmt: skip
     summary = summarise(runs, fold_info, folds, config)
     summary["manifest"] = str(source.path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -149,11 +150,14 @@ def bootstrap_intervals(
             by_group.setdefault(g, []).append(n)
         members = [np.array(v) for _, v in sorted(by_group.items())]
     acc, bal = [], []
-    for _ in range(rounds):
-        pick = rng.integers(0, len(members), len(members))
-        idx = np.concatenate([members[k] for k in pick])
-        acc.append(float((predicted[idx] == y[idx]).mean()))
-        bal.append(float(balanced_accuracy_score(y[idx], predicted[idx])))
+    with warnings.catch_warnings():
+        # a resample missing a class: sklearn warns, the balanced accuracy is still defined
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(rounds):
+            pick = rng.integers(0, len(members), len(members))
+            idx = np.concatenate([members[k] for k in pick])
+            acc.append(float((predicted[idx] == y[idx]).mean()))
+            bal.append(float(balanced_accuracy_score(y[idx], predicted[idx])))
 
     def interval(values: list[float]) -> list[float]:
         low, high = np.percentile(values, [2.5, 97.5])
@@ -177,15 +181,10 @@ def evaluate(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Every test figure in one dict: scores, calibration, baselines, bootstrap intervals."""
-    import warnings
-
-    with warnings.catch_warnings():
-        # a resample missing a class: sklearn warns, the balanced accuracy is still defined
-        warnings.simplefilter("ignore", UserWarning)
-        out = scores(y, probs, class_names)
-        out["calibration"] = calibration(y, probs)
-        out["baselines"] = baselines(train_y, y, class_names)
-        out["intervals"] = bootstrap_intervals(y, probs, groups, seed=seed)
+    out = scores(y, probs, class_names)
+    out["calibration"] = calibration(y, probs)
+    out["baselines"] = baselines(train_y, y, class_names)
+    out["intervals"] = bootstrap_intervals(y, probs, groups, seed=seed)
     out["test_size"] = len(y)
     out["test_class_counts"] = {
         name: int((np.asarray(y) == c).sum()) for c, name in enumerate(class_names)

@@ -225,7 +225,7 @@ STRONG_RECIPE = Recipe(
     label_smoothing=0.1,
     mixup=0.2,
     class_balance=True,
-    patience=10,
+    patience=12,
     tta=True,
 )
 
@@ -241,7 +241,10 @@ def strong(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     """A stride-2 stem and pool down to a quarter, then residual stages of 48, 96, 192 filters.
 
     Sized for a CPU: the early downsampling keeps it near 60M multiply-adds an image at 96×96,
-    while 96 pixels keep lesions several pixels wide where 32 leaves them one or two.
+    while 96 pixels keep lesions several pixels wide where 32 leaves them one or two. The head
+    reads both the average and the maximum of the last features: the label is the most severe
+    lesion type present anywhere (often in one tile of a 2×2 mosaic), and a maximum answers
+    "is it anywhere" where an average dilutes one small cyst over the whole image.
     """
     import keras
     from keras import layers
@@ -265,7 +268,7 @@ def strong(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     x = block(x, 48, 1)
     x = block(x, 96, 2)
     x = block(x, 192, 2)
-    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
     x = layers.Dropout(0.3)(x)
     outputs = layers.Dense(num_classes, activation="softmax")(x)
     return keras.Model(inputs, outputs, name="strong")

@@ -32,6 +32,20 @@ def plot_curves(
     has learned nothing a guess without the image would not do.
     """
     plt = _pyplot()
+    fig = curves_figure(histories, title, baselines, watched)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def curves_figure(
+    histories: Mapping[str, Mapping[str, Sequence[float]]],
+    title: str = "",
+    baselines: Mapping[str, Mapping[str, Any]] | None = None,
+    watched: str = "validation",
+) -> Any:
+    """The matplotlib figure behind plot_curves (loss axes first, accuracy second)."""
+    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -75,11 +89,9 @@ def plot_curves(
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize="medium")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
 def plot_confusion(

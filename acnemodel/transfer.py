@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -33,9 +34,13 @@ def make_backbone(name: str, input_shape: tuple[int, int, int], weights: str | N
     if name == "MobileNetV3Small":
         kwargs["include_preprocessing"] = True
     try:
-        return constructor(
-            include_top=False, weights=weights, input_shape=input_shape, pooling="avg", **kwargs
-        )
+        with warnings.catch_warnings():
+            # a foreign weights file makes Keras warn once per layer before it fails; the
+            # user gets the failure, in one line, below
+            warnings.simplefilter("ignore", UserWarning)
+            return constructor(
+                include_top=False, weights=weights, input_shape=input_shape, pooling="avg", **kwargs
+            )
     except ValueError as exc:
         # a weights file of another network, or an input the backbone refuses
         raise ModelError(f"backbone {name}: {str(exc).splitlines()[0]}") from None

@@ -19,7 +19,7 @@ from typing import Any
 
 DEFAULT_DATASET = Path("/work/shared/datasets/acne-roboflow-cc-by-4.0")
 # Epoch budgets per model: an upper bound, early stopping on validation usually ends sooner.
-DEFAULT_EPOCHS = {"paper": 30, "kecnn": 30, "kevgg": 30, "strong": 40}
+DEFAULT_EPOCHS = {"paper": 30, "kecnn": 30, "kevgg": 30, "strong": 30}
 
 
 def import_manifest(dataset: Path, work: Path) -> Path:
@@ -27,7 +27,8 @@ def import_manifest(dataset: Path, work: Path) -> Path:
     out = work / "data"
     if not (out / "manifest.json").is_file():
         subprocess.run(
-            ["acnedata", "import", str(dataset / "labels.csv"), "--out", str(out),
+            [sys.executable, "-m", "acnedata", "import", str(dataset / "labels.csv"),
+             "--out", str(out),
              "--licence", "CC-BY-4.0"],
             check=True,
         )  # fmt: skip
