@@ -84,7 +84,7 @@ def compare(
     }
     title = (
         f"{first['protocol']} protocol: {first['split_counts']['train']} train / "
-        f"{first['split_counts']['test']} test, {config.epochs} epochs, seed {config.seed}; "
+        f"{first['split_counts']['test']} test, {config.epochs} epochs, seed {config.seed}\n"
         f"{test_caption(first)}"
     )
     atomic_write_text(out_dir / "table.json", json.dumps(table, indent=2) + "\n")
@@ -98,5 +98,10 @@ def compare(
         title=title,
         baselines=first["watched_baselines"],
         watched=first["watched"],
+        selected={
+            r.model: r.metrics["selection"]["selected_epoch"]
+            for r in results
+            if r.metrics["selection"]["monitor"]
+        },
     )
     return table

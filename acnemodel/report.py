@@ -24,6 +24,7 @@ def plot_curves(
     title: str = "",
     baselines: Mapping[str, Mapping[str, Any]] | None = None,
     watched: str = "validation",
+    selected: Mapping[str, int] | None = None,
 ) -> Path:
     """Loss and accuracy per epoch, train (solid) and `watched` (dashed), one colour per model.
 
@@ -32,7 +33,7 @@ def plot_curves(
     has learned nothing a guess without the image would not do.
     """
     plt = _pyplot()
-    fig = curves_figure(histories, title, baselines, watched)
+    fig = curves_figure(histories, title, baselines, watched, selected)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
@@ -43,8 +44,12 @@ def curves_figure(
     title: str = "",
     baselines: Mapping[str, Mapping[str, Any]] | None = None,
     watched: str = "validation",
+    selected: Mapping[str, int] | None = None,
 ) -> Any:
-    """The matplotlib figure behind plot_curves (loss axes first, accuracy second)."""
+    """The matplotlib figure behind plot_curves (loss axes first, accuracy second).
+
+    `selected` (model → epoch) marks the epoch kept on validation with a vertical line.
+    """
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -73,6 +78,12 @@ def curves_figure(
                     markersize=3,
                     label=f"{name} {watched}",
                 )
+        if selected and name in selected:
+            for ax in (ax_loss, ax_acc):
+                ax.axvline(selected[name], color=colour, alpha=0.4, linewidth=1)
+            ax_acc.plot(
+                [], [], color=colour, alpha=0.4, label=f"{name} kept: epoch {selected[name]}"
+            )
     for kind, style in (("majority", ":"), ("stratified", "-.")):
         if baselines and kind in baselines:
             value = baselines[kind]["accuracy"]
@@ -198,7 +209,7 @@ def compare_markdown(
         "ECE",
     ] + [f"prediction {k}" for k in range(1, n_pred + 1)]
     lines = [
-        f"# {title}",
+        "# " + title.replace("\n", "; "),
         "",
         "Classes: " + ", ".join(f"{k} = {name}" for k, name in enumerate(class_names)),
         "",

@@ -268,7 +268,7 @@ def train_on(data: DataSplits, model_name: str, out: str | Path, config: TrainCo
         "image_size": list(data.image_size),
         "interpolation": config.interpolation,
         "augment": (config.augment.to_dict() if config.augment and protocol == "honest" else None),
-        "backbone": {"name": config.backbone, "weights": config.weights}
+        "backbone": {"name": model_name.removeprefix("transfer-"), "weights": config.weights}
         if config.backbone
         else None,
         "parameters": int(model.count_params()),
@@ -284,7 +284,7 @@ def train_on(data: DataSplits, model_name: str, out: str | Path, config: TrainCo
 
     model.save(out_dir / "model.keras")
     _write_json(out_dir / "history.json", history)
-    title = f"{model_name}, {protocol} protocol, {test_caption(metrics)}"
+    title = f"{model_name}, {protocol} protocol\n{test_caption(metrics)}"
     metrics["watched"] = (
         f"validation ({len(watched)} items)"
         if len(parts["validation"])
@@ -297,6 +297,7 @@ def train_on(data: DataSplits, model_name: str, out: str | Path, config: TrainCo
         title=title,
         baselines=metrics["watched_baselines"],
         watched=metrics["watched"],
+        selected={model_name: chosen["selected_epoch"]} if chosen["monitor"] else None,
     )
     _write_json(out_dir / "metrics.json", metrics)
     plot_confusion(matrix, data.class_names, out_dir / "confusion.png", title=title)

@@ -196,7 +196,7 @@ def test_transfer_from_a_weights_file_runs_both_phases(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output + result.stderr
     m = json.loads((out / "metrics.json").read_text())
     assert m["model"] == "transfer-MobileNetV3Small"
-    assert m["backbone"] == {"name": "mobilenetv3small", "weights": str(weights)}
+    assert m["backbone"] == {"name": "MobileNetV3Small", "weights": str(weights)}
     phases = m["selection"]["phases"]
     assert [p["phase"] for p in phases] == ["head", "fine-tune"]
     assert phases[1]["learning_rate"] == pytest.approx(phases[0]["learning_rate"] / 10)
