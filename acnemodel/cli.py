@@ -150,6 +150,15 @@ def _config(
     )
 
 
+def _check_folds(folds: int | None, protocol: str) -> None:
+    from acnemodel.errors import ModelError
+
+    if folds is not None and protocol != "honest":
+        raise ModelError("--folds needs --protocol honest (the paper's split has no groups)")
+    if folds is not None and folds < 2:
+        raise ModelError(f"--folds {folds}: cross-validation needs at least 2 folds")
+
+
 def _check_name(model: str, config: Any) -> None:
     """An unknown model, backbone or weights file fails before TensorFlow loads."""
     from acnemodel.models import get_spec
@@ -178,6 +187,7 @@ def train(
     patience: PatienceOpt = None,
     backbone: BackboneOpt = None,
     weights: WeightsOpt = "imagenet",
+    folds: FoldsOpt = None,
     image_size: SizeOpt = None,
     interpolation: InterpOpt = "bilinear",
     expand_to: ExpandToOpt = None,
@@ -222,8 +232,15 @@ def train(
             per_class=per_class,
         )
         _check_name(model, config)
+        _check_folds(folds, protocol)
         open_manifest(manifest)  # missing files and empty classes fail before TF loads
         _quiet_tf()
+        if folds is not None:
+            from acnemodel.cv import cross_validate
+
+            cross_validate(manifest, [model], folds, out, config, echo=typer.echo)
+            typer.echo(f"table: {out / 'cv.md'}")
+            return
         from acnemodel.train import summary_line
         from acnemodel.train import train as train_model
 
@@ -293,10 +310,7 @@ def compare(
             expand_to=expand_to,
             per_class=per_class,
         )
-        if folds is not None and protocol != "honest":
-            raise ModelError("--folds needs --protocol honest (the paper's split has no groups)")
-        if folds is not None and folds < 2:
-            raise ModelError(f"--folds {folds}: cross-validation needs at least 2 folds")
+        _check_folds(folds, protocol)
         open_manifest(manifest)
         _quiet_tf()
         if folds is not None:

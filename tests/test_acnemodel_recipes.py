@@ -173,6 +173,8 @@ def test_folds_on_the_command_line(manifest: Path, tmp_path: Path) -> None:
         runner.invoke(app, ["compare", str(manifest), "--folds", "3", "--protocol", "paper"])
     )
     assert "--folds needs --protocol honest" in line
+    line = one_line_error(runner.invoke(app, ["train", str(manifest), "--folds", "1"]))
+    assert "--folds 1: cross-validation needs at least 2 folds" in line
 
 
 def save_backbone_weights(name: str, path: Path, size: int = 32) -> Path:
