@@ -46,6 +46,7 @@ def run_model(manifest: Path, model: str, args: argparse.Namespace) -> dict[str,
     config = TrainConfig(
         epochs=args.epochs or DEFAULT_EPOCHS.get(model, 30),
         seed=args.seed,
+        recipe={"patience": args.patience},
         verbose=0,
     )
     started = time.perf_counter()
@@ -77,23 +78,24 @@ def print_table(summaries: dict[str, dict[str, Any]]) -> None:
         )
     print()
     print(
-        "| model | input | epochs (max) | balanced accuracy | macro F1 | accuracy | "
+        "| model | input | epochs (max) | patience | balanced accuracy | macro F1 | accuracy | "
         "macro AUROC | ECE | accuracy > majority on every fold |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, s in summaries.items():
         m = s["models"][name]
         size = "×".join(str(v) for v in m["image_size"])
         folds = ", ".join(f"{100 * v:.1f}" for v in m["test_accuracy"]["folds"])
         print(
-            f"| {name} | {size} | {s['epochs']} | {cell(m['balanced_accuracy'])} | "
+            f"| {name} | {size} | {s['epochs']} | {m['recipe']['patience']} | "
+            f"{cell(m['balanced_accuracy'])} | "
             f"{cell(m['macro_f1'])} | {cell(m['test_accuracy'], True)} | "
             f"{cell(m['macro_auroc'])} | {cell(m['ece'])} | "
             f"{'yes' if m['above_majority_every_fold'] else 'no'} ({folds}) |"
         )
     for kind, b in first["baselines"].items():
         print(
-            f"| {kind} baseline | – | – | {cell(b['balanced_accuracy'])} | "
+            f"| {kind} baseline | – | – | – | {cell(b['balanced_accuracy'])} | "
             f"{cell(b['macro_f1'])} | {cell(b['accuracy'], True)} | – | – | – |"
         )
     print()
@@ -116,6 +118,7 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=None, help="default: per model, see top")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--patience", type=int, default=None, help="default: the model's recipe")
     parser.add_argument("--resume", action="store_true", help="keep models with a cv.json")
     parser.add_argument(
         "--report-only", action="store_true", help="train nothing: print from WORK/*/cv.json"
