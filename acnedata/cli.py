@@ -840,11 +840,20 @@ def review(
     ] = None,
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Only print the URL.")] = False,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free one).")] = 0,
+    suggestions: Annotated[
+        Path | None,
+        typer.Option(
+            help="Predictions JSON from `acnemodel predict RUN IMAGES... --json`: each item "
+            "shows the suggested class and confidence; the least confident come first."
+        ),
+    ] = None,
 ) -> None:
     """Review queue in the browser: conflicts, low scores, NOASSERTION licences; keys 1-9, x, u."""
     from acnedata.review import review_command
 
-    user_errors(review_command)(out, decisions=decisions, no_browser=no_browser, port=port)
+    user_errors(review_command)(
+        out, decisions=decisions, no_browser=no_browser, port=port, suggestions=suggestions
+    )
 
 
 def version_callback(value: bool) -> None:

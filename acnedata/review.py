@@ -30,6 +30,7 @@ from acnedata.errors import AcnedataError, SpecError
 from acnedata.export import final_label, manifest_rows
 from acnedata.pipeline import Collector
 from acnedata.spec import DatasetSpec
+from acnedata.suggestions import load_suggestions, match_suggestions, uncertainty_order
 
 REJECT = "reject"
 THUMB_SIZE = 240
@@ -173,7 +174,9 @@ def _mate(row: sqlite3.Row, found_for: list[str]) -> dict[str, Any]:
     }
 
 
-def item_view(catalog: Catalog, row: sqlite3.Row) -> dict[str, Any]:
+def item_view(
+    catalog: Catalog, row: sqlite3.Row, suggestion: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Everything a person needs to decide on one item, as JSON-ready data."""
     mates = catalog.items(
         "state = ? AND cluster = ? AND id != ?", (STORED, row["cluster"], row["id"])
@@ -194,18 +197,34 @@ def item_view(catalog: Catalog, row: sqlite3.Row) -> dict[str, Any]:
         "decision": row["decision"],
         "final_label": final_label(row),
         "mates": [_mate(m, catalog.classes_of(m["id"])) for m in mates],
+        "suggestion": suggestion,
     }
 
 
-def review_queue(catalog: Catalog, *, include_decided: bool = False) -> list[dict[str, Any]]:
+def review_queue(
+    catalog: Catalog,
+    *,
+    include_decided: bool = False,
+    suggestions: dict[int, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """Stored representatives that wait for a person (review set, no decision), in catalog order.
 
     With include_decided, review items already decided come too, so the page can go back to them.
+    With suggestions (item id → a classifier's suggestion), every item that has one joins the
+    queue, and the queue runs from the least confident suggestion to the most, so a person fixes
+    the doubtful ones first.
     """
-    where = f"{_REPRESENTATIVE} AND review IS NOT NULL"
+    where = _REPRESENTATIVE
     if not include_decided:
         where += " AND decision IS NULL"
-    return [item_view(catalog, r) for r in catalog.items(where, (STORED,))]
+    suggestions = suggestions or {}
+    rows = [
+        r
+        for r in catalog.items(where, (STORED,))
+        if r["review"] is not None or r["id"] in suggestions
+    ]
+    items = [item_view(catalog, r, suggestions.get(r["id"])) for r in rows]
+    return uncertainty_order(items) if suggestions else items
 
 
 def contact_sheet(catalog: Catalog, spec: DatasetSpec, klass: str) -> list[dict[str, Any]]:
@@ -228,6 +247,7 @@ class ReviewServer:
         out_dir: str | Path,
         host: str = "127.0.0.1",
         port: int = 0,
+        suggestions: str | Path | None = None,
         *,
         read_deadline: float = READ_DEADLINE,
     ):
@@ -237,8 +257,14 @@ class ReviewServer:
                 "it listens on 127.0.0.1 only"
             )
         self.out = Path(out_dir)
+        doc = load_suggestions(suggestions) if suggestions is not None else None
         self.collector = Collector.reopen(self.out)
         self.catalog = self.collector.catalog
+        self.suggestions: dict[int, dict[str, Any]] = {}
+        if doc is not None:
+            self.suggestions = match_suggestions(
+                self.catalog.items(_REPRESENTATIVE, (STORED,)), self.out, doc
+            )
         self.spec = self.collector.spec
         self.images = (self.out / "images").resolve()
         # One lock for every use of the one SQLite connection: handler threads take turns, so a
@@ -307,7 +333,7 @@ class ReviewServer:
 
     # --- what the handlers call (always under self.lock) --------------------------------------
     def queue(self) -> dict[str, Any]:
-        items = review_queue(self.catalog, include_decided=True)
+        items = review_queue(self.catalog, include_decided=True, suggestions=self.suggestions)
         return {
             "name": self.spec.name,
             "items": items,
@@ -331,7 +357,10 @@ class ReviewServer:
         with self.catalog.transaction():  # committed before the reply: a crash loses nothing
             self.catalog.set_decision(row["id"], new)
         self.undo_stack.append((row["id"], row["decision"]))
-        return item_view(self.catalog, self.catalog.item(row["id"]))
+        return self.view(row["id"])
+
+    def view(self, item_id: int) -> dict[str, Any]:
+        return item_view(self.catalog, self.catalog.item(item_id), self.suggestions.get(item_id))
 
     def undo(self) -> dict[str, Any] | None:
         if not self.undo_stack:
@@ -339,7 +368,7 @@ class ReviewServer:
         item_id, before = self.undo_stack.pop()
         with self.catalog.transaction():
             self.catalog.set_decision(item_id, before)
-        return item_view(self.catalog, self.catalog.item(item_id))
+        return self.view(item_id)
 
     def image_path(self, item_id: int) -> Path | None:
         row = self.catalog.item(item_id)
@@ -571,6 +600,14 @@ def review_command(
         bool, typer.Option("--no-browser", help="Print the URL but do not open a browser.")
     ] = False,
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free port).")] = 0,
+    suggestions: Annotated[
+        Path | None,
+        typer.Option(
+            "--suggestions",
+            help="A classifier's predictions (`acnemodel predict RUN IMAGES... --json`): shown "
+            "beside each item, every predicted item queued, the least confident first.",
+        ),
+    ] = None,
 ) -> None:
     """Review conflicts, doubtful classes and unclear licences in the browser, or from a CSV."""
     if decisions is not None:
@@ -581,10 +618,15 @@ def review_command(
             f"manifest rewritten: {out / 'manifest.json'}"
         )
         return
-    server = ReviewServer(out, port=port)
+    server = ReviewServer(out, port=port, suggestions=suggestions)
     with server.lock:
-        waiting = len(review_queue(server.catalog))
-    typer.echo(f"review page: {server.url}  ({_n(waiting, 'item')} to review; Ctrl-C to finish)")
+        waiting = len(review_queue(server.catalog, suggestions=server.suggestions))
+    note = ""
+    if suggestions is not None:
+        note = f", {_n(len(server.suggestions), 'suggestion')} matched, least confident first"
+    typer.echo(
+        f"review page: {server.url}  ({_n(waiting, 'item')} to review{note}; Ctrl-C to finish)"
+    )
     _sigterm_as_interrupt()
     try:
         if not no_browser:

@@ -60,6 +60,30 @@ HFlipOpt = Annotated[bool, typer.Option(help="random horizontal flips")]
 VFlipOpt = Annotated[bool, typer.Option(help="random vertical flips")]
 BrightOpt = Annotated[str | None, typer.Option(help="brightness range LOW,HIGH, e.g. 0.8,1.2")]
 FillOpt = Annotated[str, typer.Option(help="fill mode: nearest, constant, reflect, wrap")]
+ValFractionOpt = Annotated[
+    float,
+    typer.Option(help="honest: grouped share of train held out to choose the epoch (0.15)"),
+]
+LrOpt = Annotated[
+    float | None,
+    typer.Option(help="learning rate; default: the model's recipe (the paper's 0.001 under paper)"),
+]
+PatienceOpt = Annotated[
+    int | None,
+    typer.Option(help="stop after N epochs without a better validation score; default: recipe"),
+]
+BackboneOpt = Annotated[
+    str | None,
+    typer.Option(help="transfer learning: EfficientNetB0, MobileNetV3Small or ResNet50"),
+]
+WeightsOpt = Annotated[
+    str,
+    typer.Option(help="backbone weights: imagenet (downloaded on first use), none, or a file"),
+]
+FoldsOpt = Annotated[
+    int | None,
+    typer.Option(help="grouped, stratified K-fold cross-validation instead of one split"),
+]
 EngineOpt = Annotated[
     str,
     typer.Option(
@@ -136,6 +160,28 @@ def _config(
     )
 
 
+def _check_folds(folds: int | None, protocol: str) -> None:
+    from acnemodel.errors import ModelError
+
+    if folds is not None and protocol != "honest":
+        raise ModelError("--folds needs --protocol honest (the paper's split has no groups)")
+    if folds is not None and folds < 2:
+        raise ModelError(f"--folds {folds}: cross-validation needs at least 2 folds")
+
+
+def _check_name(model: str, config: Any) -> None:
+    """An unknown model, backbone or weights file fails before TensorFlow loads."""
+    from acnemodel.models import get_spec
+
+    if config.backbone:
+        from acnemodel.backbones import backbone_name, check_weights
+
+        backbone_name(config.backbone)
+        check_weights(config.weights)
+    else:
+        get_spec(model)
+
+
 @app.command()
 def train(
     manifest: ManifestArg,
@@ -146,6 +192,12 @@ def train(
     batch_size: BatchOpt = 32,
     seed: SeedOpt = 0,
     test_fraction: FractionOpt = 0.3,
+    validation_fraction: ValFractionOpt = 0.15,
+    learning_rate: LrOpt = None,
+    patience: PatienceOpt = None,
+    backbone: BackboneOpt = None,
+    weights: WeightsOpt = "imagenet",
+    folds: FoldsOpt = None,
     image_size: SizeOpt = None,
     interpolation: InterpOpt = "bilinear",
     expand_to: ExpandToOpt = None,
@@ -170,9 +222,7 @@ def train(
 
     def run() -> None:
         from acnemodel.data import open_manifest
-        from acnemodel.models import get_spec
 
-        get_spec(model)
         config = _config(
             image_size,
             no_augment,
@@ -183,13 +233,26 @@ def train(
             seed=seed,
             protocol=protocol,
             test_fraction=test_fraction,
+            validation_fraction=validation_fraction,
+            learning_rate=learning_rate,
+            recipe={"patience": patience},
+            backbone=backbone,
+            weights=weights,
             interpolation=interpolation,
             expand_to=expand_to,
             per_class=per_class,
             allow_leaks=allow_leaks,
         )
+        _check_name(model, config)
+        _check_folds(folds, protocol)
         open_manifest(manifest)  # missing files and empty classes fail before TF loads
         _quiet_tf()
+        if folds is not None:
+            from acnemodel.cv import cross_validate
+
+            cross_validate(manifest, [model], folds, out, config, echo=typer.echo)
+            typer.echo(f"table: {out / 'cv.md'}")
+            return
         from acnemodel.train import summary_line
         from acnemodel.train import train as train_model
 
@@ -208,6 +271,10 @@ def compare(
     batch_size: BatchOpt = 32,
     seed: SeedOpt = 0,
     test_fraction: FractionOpt = 0.3,
+    validation_fraction: ValFractionOpt = 0.15,
+    learning_rate: LrOpt = None,
+    patience: PatienceOpt = None,
+    folds: FoldsOpt = None,
     image_size: SizeOpt = None,
     interpolation: InterpOpt = "bilinear",
     expand_to: ExpandToOpt = None,
@@ -249,13 +316,23 @@ def compare(
             seed=seed,
             protocol=protocol,
             test_fraction=test_fraction,
+            validation_fraction=validation_fraction,
+            learning_rate=learning_rate,
+            recipe={"patience": patience},
             interpolation=interpolation,
             expand_to=expand_to,
             per_class=per_class,
             allow_leaks=allow_leaks,
         )
+        _check_folds(folds, protocol)
         open_manifest(manifest)
         _quiet_tf()
+        if folds is not None:
+            from acnemodel.cv import cross_validate
+
+            cross_validate(manifest, names, folds, out, config, echo=typer.echo)
+            typer.echo(f"table: {out / 'cv.md'}")
+            return
         from acnemodel.compare import compare as compare_models
 
         compare_models(manifest, names, out, config, echo=typer.echo)
@@ -268,24 +345,48 @@ def compare(
 def predict(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="a train --out folder")],
     images: Annotated[list[Path], typer.Argument(metavar="IMAGE...", help="image files")],
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="print one JSON document (for `acnedata review --suggestions`)"
+        ),
+    ] = False,
+    min_confidence: Annotated[
+        float, typer.Option(help="flag predictions whose top probability is below this")
+    ] = 0.6,
 ) -> None:
-    """Class and probabilities per image; an unreadable image gets a one-line reason."""
+    """Top class and its probability per image, flagged when unsure; --json for all of them."""
 
     def run() -> int:
+        import json
+
+        from acnemodel.errors import ModelError
         from acnemodel.predict import read_run
 
+        if not 0 <= min_confidence <= 1:
+            raise ModelError(f"--min-confidence {min_confidence}: give a probability in [0, 1]")
         read_run(run_dir)  # a wrong RUN fails before TF loads
         _quiet_tf()
-        from acnemodel.predict import predict_images
+        from acnemodel.predict import predict_images, predictions_json
 
+        found = predict_images(run_dir, images, min_confidence)
         failed = 0
-        for p in predict_images(run_dir, images):
+        for p in found:
             if p.error:
                 failed += 1
                 typer.echo(f"error: {p.error}", err=True)
+        if as_json:
+            doc = predictions_json(run_dir, found, min_confidence)
+            typer.echo(json.dumps(doc, indent=2))
+            return failed
+        for p in found:
+            if p.error:
                 continue
+            flag = (
+                f"  LOW CONFIDENCE (< {min_confidence:g}): check by eye" if p.low_confidence else ""
+            )
             probs = ", ".join(f"{c} {v:.3f}" for c, v in (p.probabilities or {}).items())
-            typer.echo(f"{p.path}: {p.label} ({probs})")
+            typer.echo(f"{p.path}: {p.label} {p.confidence:.3f}{flag}  ({probs})")
         return failed
 
     if _guard(run):

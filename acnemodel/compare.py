@@ -8,9 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from acnedata.manifest import atomic_write_text
-from acnemodel.models import get_spec
 from acnemodel.report import compare_markdown, plot_curves
-from acnemodel.train import RunResult, TrainConfig, load, summary_line, train_on
+from acnemodel.train import (
+    RunResult,
+    TrainConfig,
+    load,
+    run_name,
+    summary_line,
+    test_caption,
+    train_on,
+)
 
 
 def compare(
@@ -27,7 +34,7 @@ def compare(
     """
     config = config or TrainConfig()
     for name in models:
-        get_spec(name)  # every name checked before the first model trains
+        run_name(name, config)  # every name checked before the first model trains
     out_dir = Path(out)
     results: list[RunResult] = []
     for name in models:
@@ -49,6 +56,10 @@ def compare(
         "split_counts": first["split_counts"],
         "expanded_copies": first["expanded_copies"],
         "leaked_test_items": first["leaked_test_items"],
+        "validation_source": first["validation_source"],
+        "test_size": first["test_size"],
+        "test_class_counts": first["test_class_counts"],
+        "baselines": first["baselines"],
         "models": [
             {
                 k: r.metrics[k]
@@ -56,7 +67,12 @@ def compare(
                     "model",
                     "test_loss",
                     "test_accuracy",
+                    "balanced_accuracy",
                     "macro_f1",
+                    "macro_auroc",
+                    "ece",
+                    "intervals",
+                    "selection",
                     "image_size",
                     "parameters",
                     "train_seconds",
@@ -68,11 +84,24 @@ def compare(
     }
     title = (
         f"{first['protocol']} protocol: {first['split_counts']['train']} train / "
-        f"{first['split_counts']['test']} test, {config.epochs} epochs, seed {config.seed}"
+        f"{first['split_counts']['test']} test, {config.epochs} epochs, seed {config.seed}\n"
+        f"{test_caption(first)}"
     )
     atomic_write_text(out_dir / "table.json", json.dumps(table, indent=2) + "\n")
     atomic_write_text(
-        out_dir / "table.md", compare_markdown(table["models"], title, first["class_names"])
+        out_dir / "table.md",
+        compare_markdown(table["models"], title, first["class_names"], first["baselines"]),
     )
-    plot_curves({r.model: r.history for r in results}, out_dir / "curves.png", title=title)
+    plot_curves(
+        {r.model: r.history for r in results},
+        out_dir / "curves.png",
+        title=title,
+        baselines=first["watched_baselines"],
+        watched=first["watched"],
+        selected={
+            r.model: r.metrics["selection"]["selected_epoch"]
+            for r in results
+            if r.metrics["selection"]["monitor"]
+        },
+    )
     return table

@@ -78,8 +78,10 @@ class Prepared:
 class DataSplits:
     """What load_dataset returns: batched tf.data datasets, class names, and the split behind them.
 
-    `validation` is the manifest's validation items if it has any, else the test set (as the paper
-    plotted it); it is only watched, never used to choose anything, so it leaks nothing.
+    `validation` (honest protocol) is the manifest's validation items if it has any, else a grouped,
+    stratified part carved out of train; early stopping and checkpoint selection use it, and the
+    test set is evaluated once, at the end. Under the paper protocol, which had no validation set,
+    it is the test set, watched as the paper plotted it and never used to choose anything.
     """
 
     train: tf.data.Dataset
@@ -107,13 +109,19 @@ def load_dataset(
     augment: AugmentConfig | None = DEFAULT_AUGMENT,
     expand_to: int | None = None,
     per_class: bool = False,
+    validation_fraction: float = 0.15,
+    class_weights: np.ndarray | None = None,
+    mix: Any = None,
     allow_leaks: bool = False,
 ) -> DataSplits:
     """Read a manifest into train / validation / test tf.data datasets of (image, one-hot label).
 
     honest (default): split first — fixed `split` fields kept, the rest stratified by label and
-    grouped by `group` (else cluster) and parent — refuse if a group spans train and test, then
-    augment the training batches on the fly (never the items whose licence forbids derivatives).
+    grouped by `group` (else cluster) and parent — refuse if a group spans train and test, carve
+    a grouped `validation_fraction` of train as validation (unless the manifest has validation
+    items), then augment the training batches on the fly (never the items whose licence forbids
+    derivatives). `class_weights` (one per class) weight the training examples; `mix` (a MixUp /
+    CutMix layer) mixes the training batches after augmentation.
     paper: expand the pool to `expand_to` items (default 20,793) first, then a random split, no
     further augmentation — copies of one photo land on both sides, as in the paper.
     Decoded pixels are cached in memory per arguments, so repeated calls decode once.
@@ -134,6 +142,7 @@ def load_dataset(
         expand_to,
         per_class,
         augment if protocol == "paper" else None,  # only the paper's expansion uses it here
+        validation_fraction,
     )
     if protocol == "honest" and not allow_leaks:
         leaks = [Leak(**d) for d in prepared.info["content_leaks"]]
@@ -144,6 +153,8 @@ def load_dataset(
         batch_size=batch_size,
         seed=seed,
         augment=augment if protocol == "honest" else None,
+        class_weights=class_weights,
+        mix=mix,
     )
 
 
@@ -154,6 +165,8 @@ def to_datasets(
     batch_size: int,
     seed: int,
     augment: AugmentConfig | None,
+    class_weights: np.ndarray | None = None,
+    mix: Any = None,
 ) -> DataSplits:
     """Wrap prepared parts as batched tf.data datasets; augmentation for training only."""
     n = len(prepared.class_names)
@@ -164,7 +177,15 @@ def to_datasets(
     if augment is not None and not augment.is_identity():
         augmenter = build_augmenter(augment, seed)
     parts = prepared.parts
-    train = make_dataset(parts["train"], n, batch_size, shuffle_seed=seed, augmenter=augmenter)
+    train = make_dataset(
+        parts["train"],
+        n,
+        batch_size,
+        shuffle_seed=seed,
+        augmenter=augmenter,
+        class_weights=class_weights,
+        mix=mix,
+    )
     test = make_dataset(parts["test"], n, batch_size)
     validation = make_dataset(parts["validation"], n, batch_size) if parts["validation"] else test
     return DataSplits(
@@ -185,8 +206,10 @@ def make_dataset(
     *,
     shuffle_seed: int | None = None,
     augmenter: Any = None,
+    class_weights: np.ndarray | None = None,
+    mix: Any = None,
 ) -> tf.data.Dataset:
-    """(image, one-hot) batches from in-memory pixels; augmented per batch when given a stack.
+    """(image, one-hot[, weight]) batches of in-memory pixels, augmented by batch if given a stack.
 
     Augmenting whole batches inside tf.data keeps the Random* layers' per-call overhead off the
     per-image path; prefetch lets the next batch be prepared while the model trains.
@@ -198,7 +221,12 @@ def make_dataset(
         if len(part)
         else np.zeros((0, num_classes), np.float32)
     )
-    ds = tf.data.Dataset.from_tensor_slices((part.x, onehot, part.allowed))
+    weights = (
+        np.asarray(class_weights, np.float32)[part.y]
+        if class_weights is not None
+        else np.ones(len(part), np.float32)
+    )
+    ds = tf.data.Dataset.from_tensor_slices((part.x, onehot, part.allowed, weights))
     if shuffle_seed is not None:
         ds = ds.shuffle(max(len(part), 1), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
@@ -206,9 +234,13 @@ def make_dataset(
         # One map call at a time: the Random* layers keep their seed state in a variable, and
         # parallel calls would race for it, so a rerun would not give the same numbers.
         # prefetch below still overlaps augmentation with training.
-        ds = ds.map(lambda x, y, a: (augment_where(augmenter, x, a), y))
+        ds = ds.map(lambda x, y, a, w: (augment_where(augmenter, x, a), y, w))
     else:
-        ds = ds.map(lambda x, y, a: (x, y))
+        ds = ds.map(lambda x, y, a, w: (x, y, w))
+    if mix is not None:
+        ds = ds.map(mix.mix_batch)  # sequential too: the mix layer is seeded the same way
+    if class_weights is None and mix is None:
+        ds = ds.map(lambda x, y, w: (x, y))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -233,13 +265,13 @@ def prepare(
     expand_to: int | None,
     per_class: bool,
     augment: AugmentConfig | None,
+    validation_fraction: float = 0.15,
 ) -> Prepared:
     """Split (and for `paper`, expand) a manifest and decode every item; cached per arguments."""
     check_interpolation(interpolation)
     if protocol not in PROTOCOLS:
         raise ModelError(f"protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
     manifest = open_manifest(path)
-    class_names = manifest.class_names
     info: dict[str, Any] = {
         "protocol": protocol,
         "manifest": str(manifest.path),
@@ -250,7 +282,16 @@ def prepare(
     if protocol == "honest":
         parts_items = split.split_items(manifest.items, test_fraction, seed)
         split.refuse_leaks(parts_items, str(manifest.path))
+        fixed_validation = bool(parts_items["validation"])
+        parts_items = split.carve_validation(parts_items, validation_fraction, seed)
         info["expanded_copies"] = 0
+        info["validation_source"] = (
+            "the manifest's validation items"
+            if fixed_validation
+            else f"a grouped, stratified {validation_fraction:g} of train"
+            if parts_items["validation"]
+            else "none"
+        )
     else:
         total = expand_to if expand_to is not None else PAPER_TOTAL
         config = augment if augment is not None else DEFAULT_AUGMENT
@@ -265,6 +306,7 @@ def prepare(
             per_class=per_class,
             short_of_target=plan.short,
             fixed_split_fields_ignored=any("split" in i for i in manifest.items),
+            validation_source="none: the paper's protocol watches the test set, selects nothing",
         )
     # Leaks by content too: a crop or mosaic tile of a train image that no group joined.
     leaks = leak_audit.content_leaks(manifest, parts_items)
@@ -272,7 +314,19 @@ def prepare(
     info["leaked_test_items"] = leak_audit.leaked_ids(
         parts_items, split.group_leaked_ids(parts_items), leaks
     )
+    return decode_parts(manifest, parts_items, pixels, image_size, interpolation, info)
 
+
+def decode_parts(
+    manifest: Manifest,
+    parts_items: dict[str, list[Item]],
+    pixels: dict[str, np.ndarray],
+    image_size: tuple[int, int],
+    interpolation: str,
+    info: dict[str, Any],
+) -> Prepared:
+    """Decode the items not already in `pixels` and stack each part into a Part."""
+    class_names = manifest.class_names
     originals = [i for items in parts_items.values() for i in items if i["id"] not in pixels]
     pixels.update(decode_items(manifest, originals, image_size, interpolation))
     index = {name: n for n, name in enumerate(class_names)}

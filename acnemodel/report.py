@@ -19,9 +19,37 @@ def _pyplot() -> Any:
 
 
 def plot_curves(
-    histories: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path, title: str = ""
+    histories: Mapping[str, Mapping[str, Sequence[float]]],
+    path: str | Path,
+    title: str = "",
+    baselines: Mapping[str, Mapping[str, Any]] | None = None,
+    watched: str = "validation",
+    selected: Mapping[str, int] | None = None,
 ) -> Path:
-    """Loss and accuracy per epoch, train (solid) and validation (dashed), one colour per model."""
+    """Loss and accuracy per epoch, train (solid) and `watched` (dashed), one colour per model.
+
+    The accuracy axis spans 0 to 1, so a flat model looks flat, and `baselines` (majority and
+    stratified random, on the watched set) are drawn across it: a curve under the grey lines
+    has learned nothing a guess without the image would not do.
+    """
+    plt = _pyplot()
+    fig = curves_figure(histories, title, baselines, watched, selected)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def curves_figure(
+    histories: Mapping[str, Mapping[str, Sequence[float]]],
+    title: str = "",
+    baselines: Mapping[str, Mapping[str, Any]] | None = None,
+    watched: str = "validation",
+    selected: Mapping[str, int] | None = None,
+) -> Any:
+    """The matplotlib figure behind plot_curves (loss axes first, accuracy second).
+
+    `selected` (model → epoch) marks the epoch kept on validation with a vertical line.
+    """
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -48,8 +76,22 @@ def plot_curves(
                     linestyle="--",
                     marker="o",
                     markersize=3,
-                    label=f"{name} validation",
+                    label=f"{name} {watched}",
                 )
+        if selected and name in selected:
+            for ax in (ax_loss, ax_acc):
+                ax.axvline(selected[name], color=colour, alpha=0.4, linewidth=1)
+            ax_acc.plot(
+                [], [], color=colour, alpha=0.4, label=f"{name} kept: epoch {selected[name]}"
+            )
+    for kind, style in (("majority", ":"), ("stratified", "-.")):
+        if baselines and kind in baselines:
+            value = baselines[kind]["accuracy"]
+            ax_acc.axhline(
+                value, color="grey", linestyle=style, label=f"{kind} baseline {value:.3f}"
+            )
+    ax_acc.set_ylim(0.0, 1.0)
+    ax_loss.set_ylim(bottom=0.0)
     for ax, label in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -58,11 +100,9 @@ def plot_curves(
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize="medium")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
 def plot_confusion(
@@ -99,6 +139,33 @@ def plot_confusion(
     return Path(path)
 
 
+def plot_reliability(
+    bins: Sequence[Mapping[str, Any]], ece: float | None, path: str | Path, title: str = ""
+) -> Path:
+    """Reliability diagram: accuracy per confidence bin against the diagonal, counts below."""
+    plt = _pyplot()
+    fig, (ax, ax_n) = plt.subplots(
+        2, 1, figsize=(5.2, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    centres = [(b["low"] + b["high"]) / 2 for b in bins]
+    width = bins[0]["high"] - bins[0]["low"] if bins else 0.1
+    accs = [b["accuracy"] if b["accuracy"] is not None else 0.0 for b in bins]
+    ax.bar(centres, accs, width=width * 0.9, color="tab:blue", alpha=0.8, label="accuracy")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy in bin")
+    ax.set_title(f"{title}\nECE {ece:.3f}" if ece is not None else title, fontsize="small")
+    ax.legend(fontsize="small", loc="upper left")
+    ax_n.bar(centres, [b["n"] for b in bins], width=width * 0.9, color="tab:grey")
+    ax_n.set_xlabel("confidence (top-class probability)")
+    ax_n.set_ylabel("items")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
 def prediction_text(row: Mapping[str, Any]) -> str:
     """Table 4's cell: 'True: k, Predict: k' with class indices, names after."""
     return (
@@ -125,15 +192,24 @@ def predictions_markdown(
 
 
 def compare_markdown(
-    results: Sequence[Mapping[str, Any]], title: str, class_names: Sequence[str]
+    results: Sequence[Mapping[str, Any]],
+    title: str,
+    class_names: Sequence[str],
+    baselines: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """table.md in Table 4's form: model, loss, accuracy, then the same 5 test predictions."""
     n_pred = max((len(r["predictions"]) for r in results), default=0)
-    head = ["model", "test loss", "test accuracy", "macro F1"] + [
-        f"prediction {k}" for k in range(1, n_pred + 1)
-    ]
+    head = [
+        "model",
+        "test loss",
+        "test accuracy (95% CI)",
+        "balanced accuracy (95% CI)",
+        "macro F1",
+        "macro AUROC",
+        "ECE",
+    ] + [f"prediction {k}" for k in range(1, n_pred + 1)]
     lines = [
-        f"# {title}",
+        "# " + title.replace("\n", "; "),
         "",
         "Classes: " + ", ".join(f"{k} = {name}" for k, name in enumerate(class_names)),
         "",
@@ -141,12 +217,39 @@ def compare_markdown(
         "|" + "---|" * len(head),
     ]
     for r in results:
+        ci = r["intervals"]
         cells = [
             r["model"],
             f"{r['test_loss']:.4f}",
-            f"{100 * r['test_accuracy']:.2f}%",
+            f"{100 * r['test_accuracy']:.2f}% ({_pct(ci['accuracy'])})",
+            f"{r['balanced_accuracy']:.3f} ({_span(ci['balanced_accuracy'])})",
             f"{r['macro_f1']:.3f}",
+            "–" if r["macro_auroc"] is None else f"{r['macro_auroc']:.3f}",
+            "–" if r["ece"] is None else f"{r['ece']:.3f}",
         ]
         cells += [f"True: {p['true']}, Predict: {p['predicted']}" for p in r["predictions"]]
         lines.append("| " + " | ".join(cells) + " |")
+    if baselines:
+        lines.append("")
+        lines.append(baseline_lines(baselines))
     return "\n".join(lines) + "\n"
+
+
+def baseline_lines(baselines: Mapping[str, Mapping[str, Any]]) -> str:
+    """The two image-blind baselines on the same test set, in one markdown paragraph."""
+    major, strat = baselines["majority"], baselines["stratified"]
+    return (
+        f"Baselines on this test set — majority (always {major['predicts']!r}): accuracy "
+        f"{100 * major['accuracy']:.2f}%, balanced accuracy {major['balanced_accuracy']:.3f}, "
+        f"macro F1 {major['macro_f1']:.3f}; stratified random (train's class shares, "
+        f"expected): accuracy {100 * strat['accuracy']:.2f}%, balanced accuracy "
+        f"{strat['balanced_accuracy']:.3f}, macro F1 {strat['macro_f1']:.3f}."
+    )
+
+
+def _pct(span: Sequence[float]) -> str:
+    return f"{100 * span[0]:.1f}–{100 * span[1]:.1f}%"
+
+
+def _span(span: Sequence[float]) -> str:
+    return f"{span[0]:.3f}–{span[1]:.3f}"

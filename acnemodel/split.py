@@ -161,3 +161,49 @@ def _majority_label(members: Sequence[Item]) -> str:
     counts = Counter(m["label"] for m in members)
     best = max(counts.values())
     return min(label for label, n in counts.items() if n == best)
+
+
+def carve_validation(
+    parts: dict[str, list[Item]], fraction: float, seed: int
+) -> dict[str, list[Item]]:
+    """Move a grouped, stratified `fraction` of train into validation, unless it has items.
+
+    The carve uses the same grouping as the train/test split (a group stays whole), so a
+    validation score is as honest as a test score; train items' own `split: train` fields are
+    ignored for the carve, since they only say "not test". A different seed from the test split
+    keeps the two draws independent.
+    """
+    if parts["validation"] or not parts["train"] or fraction <= 0:
+        return parts
+    free = [{k: v for k, v in item.items() if k != "split"} for item in parts["train"]]
+    carved = split_items(free, fraction, seed + 1)
+    held = {item["id"] for item in carved["test"]}
+    return {
+        "train": [i for i in parts["train"] if i["id"] not in held],
+        "validation": [i for i in parts["train"] if i["id"] in held],
+        "test": parts["test"],
+    }
+
+
+def fold_items(items: Sequence[Item], folds: int, seed: int) -> list[dict[str, list[Item]]]:
+    """K grouped, stratified folds (scikit-learn's StratifiedGroupKFold on the group keys).
+
+    Each fold's test part is one fold; its train part the rest (validation is carved later).
+    Fixed `split` fields are ignored: cross-validation rotates every item through test.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    keys = group_keys(items)
+    groups = [keys[i["id"]] for i in items]
+    labels = [i["label"] for i in items]
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    out = []
+    for train_idx, test_idx in splitter.split(list(range(len(items))), labels, groups):
+        out.append(
+            {
+                "train": [items[k] for k in train_idx],
+                "validation": [],
+                "test": [items[k] for k in test_idx],
+            }
+        )
+    return out

@@ -60,10 +60,10 @@ def measure(items: Sequence[dict[str, Any]], test_fraction: float, seed: int) ->
     }
 
 
-def run_import(csv_path: Path, out: Path) -> Path:
+def run_import(csv_path: Path, out: Path, mosaics: str) -> Path:
     command = [
         sys.executable, "-m", "acnedata", "import", str(csv_path),
-        "--out", str(out), "--licence", "CC-BY-4.0", "--quiet",
+        "--out", str(out), "--licence", "CC-BY-4.0", "--mosaics", mosaics,
     ]  # fmt: skip
     print("$ acnedata " + " ".join(command[3:]))
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -81,13 +81,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="import here (default: a temp folder, deleted)")
     parser.add_argument("--test-fraction", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mosaics", default="exclude", choices=("exclude", "group"))
     args = parser.parse_args(argv)
     csv_path = args.csv.resolve()
     if not csv_path.is_file():
         sys.exit(f"{csv_path}: no such labels CSV; give the path of a Roboflow export's CSV")
     work = args.out or Path(tempfile.mkdtemp(prefix="leak-split-"))
     try:
-        manifest = load_manifest(run_import(csv_path, work))
+        manifest = load_manifest(run_import(csv_path, work, args.mosaics))
         items = manifest.items
         total_uploads = uploads_in_csv(csv_path)
         kept = {upload_of(i["id"]) for i in items}

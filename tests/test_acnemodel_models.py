@@ -38,6 +38,7 @@ def test_default_input_sizes() -> None:
         "kecnn": (32, 32),
         "kevgg": (32, 32),
         "resnet": (64, 64),
+        "strong": (96, 96),
     }
 
 

@@ -80,7 +80,8 @@ def test_train_writes_every_output(run_dir: Path, manifest: Path) -> None:
     matrix = m["confusion_matrix"]
     assert len(matrix) == 3 and sum(map(sum, matrix)) == m["split_counts"]["test"]
     assert m["manifest_sha256"] == __import__("hashlib").sha256(manifest.read_bytes()).hexdigest()
-    assert m["split_counts"]["train"] + m["split_counts"]["test"] == 27
+    counts = m["split_counts"]
+    assert counts["train"] + counts["validation"] + counts["test"] == 27 and counts["validation"]
     assert m["leaked_test_items"] == 0 and m["augment"]["fill_mode"] == "nearest"
     lines = [ln for ln in (run_dir / "predictions.md").read_text().splitlines() if "True:" in ln]
     assert len(lines) == 5 and all("Predict:" in ln for ln in lines)

@@ -96,6 +96,7 @@ function renderItem() {
   $("provisional").textContent = item.label
     ? `${item.label} — ${item.label_reason || ""}`
     : `none — ${item.label_reason || ""}`;
+  showSuggestion(item.suggestion, item.label);
   const decision = $("decision");
   decision.textContent = describe(item.decision);
   decision.className = item.decision ? (item.decision === "reject" ? "bad" : "good") : "muted";
@@ -117,10 +118,29 @@ function renderItem() {
     ? `Cluster mates (${item.mates.length}) — the same picture elsewhere`
     : "No cluster mates";
   $("mates").replaceChildren(...item.mates.map(mateCard));
-  markButtons(item.decision, item.label);
+  markButtons(item.decision, item.label, item.suggestion);
   // Preload the next image so → feels instant.
   const next = state.items[state.index + 1];
   if (next) new Image().src = next.image;
+}
+
+// A classifier's suggestion (acnedata review --suggestions): class, confidence, and whether it
+// agrees with the current label. Only text is set: the file came from another program.
+function showSuggestion(s, label) {
+  const box = $("suggestion");
+  $("suggestion-label").hidden = !s;
+  box.hidden = !s;
+  if (!s) return box.replaceChildren();
+  const pct = `${(100 * s.confidence).toFixed(1)}%`;
+  const notes = [];
+  if (s.low_confidence) notes.push("low confidence");
+  if (s.label !== label) notes.push(`differs from the label ${label || "none"}`);
+  box.replaceChildren(
+    el("strong", { class: "suggested-class", text: s.label }),
+    ` ${pct}`,
+    notes.length ? el("span", { class: "muted", text: ` — ${notes.join(", ")}` }) : "",
+  );
+  box.dataset.confidence = String(s.confidence);
 }
 
 function mateCard(m) {
@@ -142,10 +162,11 @@ function mateCard(m) {
   );
 }
 
-function markButtons(decision, provisional) {
+function markButtons(decision, provisional, suggestion) {
   for (const b of document.querySelectorAll("[data-decision]")) {
     b.setAttribute("aria-pressed", String(b.dataset.decision === decision));
     b.classList.toggle("provisional", b.dataset.decision === provisional && !decision);
+    b.classList.toggle("suggested", Boolean(suggestion) && b.dataset.decision === suggestion.label);
   }
 }
 
