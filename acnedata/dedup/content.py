@@ -36,6 +36,8 @@ class ContentReport:
 def scan_image(image: Image.Image, config: regions.RegionConfig) -> tuple[Any, Any]:
     """(mosaic seams or None, region features) of one decoded image; a mosaic's features are
     found tile by tile (see regions.tiled_features)."""
+    if min(image.size) < config.min_side:  # too small for seams or keypoints to mean much
+        return None, regions.features(image.convert("L"), config)
     mosaic = mosaics.find_mosaic(image)
     if mosaic is not None:
         return mosaic, regions.tiled_features(image, mosaic.cells(), config)

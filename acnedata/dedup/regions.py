@@ -36,6 +36,7 @@ class RegionConfig:
     """
 
     work_side: int = 256
+    min_side: int = 64  # smaller images have too little detail for local features to mean much
     features: int = 500
     fast_threshold: int = 7
     ratio: float = 0.8
@@ -130,8 +131,17 @@ def _detect(orb: cv2.ORB, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def features(
     image: Image.Image | np.ndarray, config: RegionConfig = DEFAULT_REGION_CONFIG
 ) -> Features:
-    """Keypoints and descriptors of an image (PIL, or a grayscale array) and of its mirror."""
+    """Keypoints and descriptors of an image (PIL, or a grayscale array) and of its mirror.
+
+    An image under config.min_side pixels on its shorter side gets none: enlarged to the work
+    size, its keypoints would sit on interpolation steps, and a 40 px stripe pattern matched
+    every other stripe pattern. Whole-image dedup still compares such images.
+    """
     gray = _work_gray(image, config.work_side)
+    size = image.shape[:2] if isinstance(image, np.ndarray) else image.size[::-1]
+    if min(size) < config.min_side:
+        empty_p, empty_d = np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+        return Features((gray.shape[1], gray.shape[0]), empty_p, empty_d, empty_p, empty_d)
     orb = _orb(config)
     points, desc = _detect(orb, gray)
     mirror_points, mirror_desc = _detect(orb, np.ascontiguousarray(gray[:, ::-1]))
