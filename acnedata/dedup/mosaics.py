@@ -71,8 +71,14 @@ def _framed(rgb: np.ndarray) -> bool:
 
 def find_mosaic(image: Image.Image) -> Mosaic | None:
     """The image's mosaic seams, or None when it is an ordinary photo (or a framed one)."""
-    small = to_rgb(image).resize((SIDE, SIDE), Image.Resampling.BOX)
-    rgb = np.asarray(small, dtype=np.float32)
+    rgb_image = to_rgb(image)
+    if min(rgb_image.size) < 4 * _MARGIN:
+        return None  # too small to hold tiles
+    # Larger images are reduced to SIDE; smaller ones are read as they are: enlarging them
+    # repeats pixels in steps that score like seams (a 72x64 photo scored 0.52).
+    if max(rgb_image.size) > SIDE:
+        rgb_image = rgb_image.resize((SIDE, SIDE), Image.Resampling.BOX)
+    rgb = np.asarray(rgb_image, dtype=np.float32)
     if _framed(rgb):
         return None
     seams = []
@@ -82,7 +88,7 @@ def find_mosaic(image: Image.Image) -> Mosaic | None:
         at = int(scores.argmax())
         best = max(best, float(scores[at]))
         if scores[at] >= SEAM_SHARE:
-            seams.append((axis, round(at / SIDE, 3)))
+            seams.append((axis, round(at / array.shape[1], 3)))
     if not seams:
         return None
     return Mosaic(4 if len(seams) == 2 else 2, tuple(seams), round(best, 3))
