@@ -548,6 +548,9 @@ def _print_table(tables: dict, flagged: dict[str, bool], truth: dict) -> None:
 def _print_false(edges: set, truth: dict, originals: list[Path], label: str) -> None:
     false_edges = sorted((a, b) for a, b in edges if truth[a][0] != truth[b][0])
     print(f"\nour false pairs, {label}: {len(false_edges)}")
+    by_groups = Counter(tuple(sorted((truth[a][0], truth[b][0]))) for a, b in false_edges)
+    top = ", ".join(f"g{x:04d}~g{y:04d}: {k}" for (x, y), k in by_groups.most_common(8))
+    print(f"  between {len(by_groups)} pairs of groups; most: {top}")
     for a, b in false_edges[:10]:
         print(f"  {a} ({truth[a][1]}, {originals[truth[a][0]].name})")
         print(f"    ~ {b} ({truth[b][1]}, {originals[truth[b][0]].name})")
