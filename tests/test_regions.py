@@ -189,3 +189,11 @@ def test_standalone_dedup_json_reports_regions_mosaics_and_groups(tmp_path):
     groups = [sorted(map(name, g)) for g in out["groups"]]
     assert ["crop.jpg", "p0.jpg"] in groups
     assert not any("p1.jpg" in g for g in groups)
+
+
+def test_a_text_banner_over_a_photo_is_not_a_mosaic():
+    banner = make_image("blobs", size=(SIDE, SIDE), seed=3)
+    draw = ImageDraw.Draw(banner)
+    draw.rectangle((0, 100, SIDE, 150), fill=(0, 0, 0))
+    draw.text((10, 118), "SAMPLE TEXT", fill=(255, 255, 255))
+    assert find_mosaic(banner) is None

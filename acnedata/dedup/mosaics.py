@@ -60,6 +60,11 @@ def _seam_scores(rgb: np.ndarray) -> np.ndarray:
     strong = (loc > 2 * near + 10) & ~fill
     counted = (~fill).sum(axis=0)
     scores[cols] = strong.sum(axis=0) / np.maximum(counted, 0.5 * h)
+    # One side uniform along nearly the whole line: the edge of a banner, a bar or a letterbox
+    # laid over one picture, not two tiles meeting (text banners scored as 2-tile mosaics).
+    even = windows.max(axis=2) - windows.min(axis=2) < 4
+    banner = (even[:, cols - 5].mean(axis=0) >= 0.8) | (even[:, cols + 2].mean(axis=0) >= 0.8)
+    scores[cols[banner]] = 0.0
     return scores
 
 
