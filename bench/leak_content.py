@@ -35,6 +35,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from augment import roboflow_variant
+from leak_split import upload_of
 
 from acnedata.dedup import perceptual_hash, regions
 from acnedata.dedup.content import scan_files
@@ -44,10 +45,6 @@ from acnemodel import split
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CSV = REPO / ".." / "shared" / "datasets" / "acne-roboflow-cc-by-4.0" / "labels.csv"
-
-
-def upload_of(name: str) -> str:
-    return Path(name).name.split(".rf.")[0]
 
 
 def read_rows(csv_path: Path) -> list[dict[str, str]]:

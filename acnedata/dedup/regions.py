@@ -9,11 +9,10 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from acnedata.images import to_rgb
 
@@ -186,39 +185,6 @@ def tiled_features(
     mirror_gray = np.ascontiguousarray(gray[:, ::-1])
     mirror_points, mirror_desc = _cell_keypoints(orb, mirror_gray, mirrored, work, config.work_side)
     return Features(work, points, desc, mirror_points, mirror_desc)
-
-
-def _file_features(path: str, config: RegionConfig) -> Features | None:
-    try:
-        with Image.open(path) as im:
-            im.draft("L", (config.work_side, config.work_side))
-            gray = ImageOps.exif_transpose(im).convert("L")
-        return features(gray, config)
-    except Exception:  # an unreadable file has no regions to share; the caller counts it
-        return None
-
-
-def _chunk_features(paths: list[str], config: RegionConfig) -> list[Features | None]:
-    cv2.setNumThreads(1)  # one process per core already
-    return [_file_features(p, config) for p in paths]
-
-
-def file_features(
-    paths: Sequence[str | Path],
-    config: RegionConfig = DEFAULT_REGION_CONFIG,
-    workers: int | None = None,
-) -> list[Features | None]:
-    """features() of each file, in order (None where unreadable), in `workers` processes."""
-    paths = [str(p) for p in paths]
-    workers = workers or (os.cpu_count() or 1)
-    if workers <= 1 or len(paths) < 64:
-        return _chunk_features(paths, config)
-    size = math.ceil(len(paths) / (workers * 4))
-    chunks = [paths[k : k + size] for k in range(0, len(paths), size)]
-    with process_pool(workers) as pool:
-        return [
-            f for part in pool.map(_chunk_features, chunks, [config] * len(chunks)) for f in part
-        ]
 
 
 # --- verification -------------------------------------------------------------------------------
