@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from acnedata.errors import AcnedataError
 
 __version__ = "0.1.0"
+
+# The library logs through `logging` (logger "acnedata.<module>") and never prints; without
+# a handler configured by the application, nothing shows (the CLI adds one under --verbose).
+logging.getLogger("acnedata").addHandler(logging.NullHandler())
 
 # Lazy attributes: `import acnedata` stays light (no pipeline, no network stack, never
 # TensorFlow); each name loads its module on first use.

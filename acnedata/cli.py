@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -582,10 +583,14 @@ def dedup(
                 col.spec = replace(col.spec, phash_threshold=threshold)
             counts = col.dedup()
             content = col.regions()
-            grouped = col.group()
+            col.group()
             sorted_counts = col.sort()
-            oversized = col.summary().oversized_groups
             refreshed = _refresh_manifest(col, paths[0])
+            summary = col.summary()
+        # The figures `status` shows, counted the same way (groups over the kept items).
+        oversized = summary.oversized_groups
+        grouped = {"groups": summary.groups, "largest_group": summary.largest_group}
+        sorted_counts = {**sorted_counts, "review": summary.review}
         regional = {
             "mosaics": content.mosaics,
             "excluded": content.excluded,
@@ -870,8 +875,35 @@ def _root(
             "--version", callback=version_callback, is_eager=True, help="Show the version."
         ),
     ] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="Show the library's log: -v retries, refusals and stage results; -vv each item.",
+        ),
+    ] = 0,
 ) -> None:
     """acnedata: legally clean, de-duplicated, labelled image datasets."""
+    if verbose:
+        show_library_log(logging.DEBUG if verbose > 1 else logging.INFO)
+
+
+def show_library_log(level: int) -> None:
+    """Send the `acnedata` loggers to stderr through rich, at `level` and above."""
+    from rich.logging import RichHandler
+
+    from acnedata.console import err_console
+
+    handler = RichHandler(console=err_console, show_path=False, markup=False)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    handler.set_name("acnedata-cli")
+    logger = logging.getLogger("acnedata")
+    for old in [h for h in logger.handlers if h.get_name() == "acnedata-cli"]:
+        logger.removeHandler(old)  # a second run in one process (tests, notebooks)
+    logger.addHandler(handler)
+    logger.setLevel(level)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,8 @@ from acnedata.intake import (
 from acnedata.licensing import refused_host
 from acnedata.spec import Limits
 from acnedata.storeworkers import StorePool
+
+log = logging.getLogger(__name__)
 
 try:
     import fcntl
@@ -350,6 +353,9 @@ class _Batch:
             )
         else:
             reason = outcome.reason or "failed"
+            log.debug(
+                "item %d failed after %d tries: %s", outcome.item_id, outcome.attempts, reason
+            )
             self.failed.append((outcome.item_id, reason, outcome.retryable, outcome.attempts))
         rows = len(self.stored) + len(self.failed)
         if rows >= BATCH_ROWS or time.monotonic() - self.opened >= BATCH_SECONDS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http
 import json
+import logging
 import math
 import random
 import re
@@ -58,6 +59,8 @@ SECRET_PARAMS = frozenset(
         "servicekey",
     }
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -466,6 +469,7 @@ class PoliteSession:
                 if robots:
                     rules = self._robots_for(parts)
                     if not rules.allows(current):
+                        log.info("%s refused: %s", redact(current), rules.reason)
                         raise _Failure("robots", rules.reason, current, retryable=rules.retryable)
                 try:
                     attempts = retries + 1  # tries of this item; redirect hops are not retries
@@ -497,6 +501,14 @@ class PoliteSession:
                     if f.status in (429, 503) and delay > 0:
                         # Other workers would hit the same wall; hold them back as well.
                         self._pacer.pause_host(parts.hostname or "", delay)
+                    log.info(
+                        "retry %d of %d for %s in %.1f s: %s",
+                        retries,
+                        cfg.max_retries,
+                        redact(current),
+                        delay,
+                        f.reason,
+                    )
                     if delay > 0:
                         self._pause(delay)
                     continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,6 +27,8 @@ from acnedata.manifest import atomic_write_text
 from acnedata.portals import PORTALS, PortalContext, PortalHit
 from acnedata.sources import SOURCES, SearchContext
 from acnedata.spec import DatasetSpec, LicencePolicy, spec_from_dict
+
+log = logging.getLogger(__name__)
 
 HASH_CHUNK = 512  # signatures computed and committed per batch
 SEARCH_BATCH = 50  # candidates recorded and committed per batch: what a kill may lose
@@ -52,12 +55,14 @@ class _NullProgress:
 
 
 class NullReporter:
+    """No progress bars; notes go to the `acnedata.pipeline` logger."""
+
     @contextmanager
     def stage(self, name: str, total: int | None = None) -> Iterator[StageProgress]:
         yield _NullProgress()
 
     def note(self, message: str) -> None:
-        pass
+        log.info(message)
 
 
 @dataclass

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from protego import Protego
+
+log = logging.getLogger(__name__)
 
 ROBOTS_TOKEN = "acnedata"  # the product token robots.txt groups and X-Robots-Tag prefixes match
 X_ROBOTS_BLOCKING = frozenset({"noai", "noimageai", "noindex", "none"})
@@ -97,6 +100,10 @@ class RobotsCache:
                 return cached
             rules = load(origin)
             self._rules[origin] = rules
+            if not rules.allow_all and rules.parser is None:
+                log.info("%s: every path refused (%s)", robots_url(origin), rules.reason)
+            else:
+                log.debug("%s: rules loaded", robots_url(origin))
         return rules
 
 

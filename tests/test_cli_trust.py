@@ -187,3 +187,24 @@ def test_a_cut_list_of_reasons_says_how_many_more(tmp_path):
     assert data["states"]["rejected"] == 5  # the figure the table and the JSON agree on
     assert "rejected by licence │      5" in status.stdout
     assert "+2 more (acnedata status DIR --show STATE lists them)" in status.stdout
+
+
+def test_dedup_and_status_print_the_same_figures(tmp_path):
+    # Two photos with a resized copy each: groups hold 2 stored images but 1 kept item.
+    source = tmp_path / "source" / "papular"
+    source.mkdir(parents=True)
+    for k in range(4):
+        im = make_image(k, size=(160, 160), seed=k)
+        im.save(source / f"{k}.jpg")
+        if k < 2:
+            im.resize((150, 150)).save(source / f"{k}b.jpg")
+    out = tmp_path / "out"
+    done = run("import", str(source.parent), "--out", str(out), "--licence", "CC0-1.0", "-q")
+    assert done.returncode == 0, done.stderr
+    dedup = json.loads(run("dedup", str(out), "--json").stdout)
+    status = json.loads(run("status", str(out), "--json").stdout)
+    keys = ("duplicates", "groups", "largest_group", "review")
+    assert {k: dedup[k] for k in keys} == {k: status[k] for k in keys}
+    assert (dedup["duplicates"], dedup["groups"], dedup["largest_group"]) == (2, 4, 1)
+    line = run("dedup", str(out)).stdout
+    assert "2 duplicates in 6 stored images" in line and "4 groups (largest 1 items)" in line

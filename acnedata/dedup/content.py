@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 from collections import Counter
@@ -15,6 +16,8 @@ import cv2
 from PIL import Image, ImageOps
 
 from acnedata.dedup import mosaics, regions
+
+log = logging.getLogger(__name__)
 
 EXCLUDE, GROUP = "exclude", "group"
 _FINGERPRINT = "regions_fingerprint"  # catalog meta: what the stored links were computed from
@@ -116,6 +119,7 @@ def content_stage(
     stamp = fingerprint([r["sha256"] for r in rows], policy, config)
     if catalog.get_meta(_FINGERPRINT) == stamp:
         report.reused = True
+        log.info("content stage: %d images unchanged since the last run, links kept", len(rows))
         _count_stored(catalog, report)
         advance(len(rows))
         return report
@@ -139,6 +143,13 @@ def content_stage(
         catalog.set_region_links(links)
         catalog.set_meta(_FINGERPRINT, stamp)
     _count_stored(catalog, report)
+    log.info(
+        "content stage: %d images scanned, %d unreadable, %d mosaics, %d region links",
+        len(rows),
+        report.unreadable,
+        sum(1 for _, reason, _ in marks if reason),
+        len(links),
+    )
     return report
 
 

@@ -32,22 +32,26 @@ class RegionConfig:
     candidates: per image, how many of its best-voted partners are verified.
     lsh_tables / lsh_bits / bucket_cap: the vote index (see vote_pairs).
     same_area: both images covered this much by the shared region → `same`; one → crop/contains.
+    clahe_clip / clahe_tiles: local contrast equalisation (CLAHE) of the work image before
+      keypoints are found; clahe_tiles 0 turns it off.
     """
 
     work_side: int = 256
     min_side: int = 64  # smaller images have too little detail for local features to mean much
-    features: int = 500
+    features: int = 300
     fast_threshold: int = 7
     ratio: float = 0.8
     ransac_px: float = 4.0
     min_inliers: int = 15
     min_inlier_share: float = 0.2
-    candidates: int = 24
+    candidates: int = 16
     min_votes: int = 3
     lsh_tables: int = 16
     lsh_bits: int = 18
     bucket_cap: int = 24
     same_area: float = 0.85
+    clahe_clip: float = 2.0
+    clahe_tiles: int = 4
 
 
 DEFAULT_REGION_CONFIG = RegionConfig()
@@ -106,18 +110,27 @@ def _orb(config: RegionConfig) -> cv2.ORB:
     )
 
 
-def _work_gray(image: Image.Image | np.ndarray, side: int) -> np.ndarray:
+def _work_gray(image: Image.Image | np.ndarray, config: RegionConfig) -> np.ndarray:
     gray = np.asarray(image if isinstance(image, np.ndarray) else to_rgb(image).convert("L"))
     h, w = gray.shape[:2]
-    k = side / max(w, h)
+    k = config.work_side / max(w, h)
     size = (max(8, round(w * k)), max(8, round(h * k)))
     # A 3x3 median at the image's own scale (or at work size, for a large image) removes
     # speckle noise and JPEG grain, whose corners would crowd out the picture's own keypoints:
     # on augmented copies of real photos it raised verified pairs from 60% to 75%.
     if k < 1:
-        return cv2.medianBlur(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), 3)
-    smooth = cv2.medianBlur(np.ascontiguousarray(gray), 3)
-    return cv2.resize(smooth, size, interpolation=cv2.INTER_LINEAR)
+        work = cv2.medianBlur(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), 3)
+    else:
+        smooth = cv2.medianBlur(np.ascontiguousarray(gray), 3)
+        work = cv2.resize(smooth, size, interpolation=cv2.INTER_LINEAR)
+    if not config.clahe_tiles:
+        return work
+    # Skin close-ups are smooth and low in contrast: FAST finds few corners, and a blurred or
+    # re-toned copy shares even fewer. Equalised locally, pores and faint marks give corners
+    # that survive those changes: on the augmented bench, copies linked to no other copy of
+    # their photo fell from 91 to 11 of 1,400, and false links from 17 to 5.
+    tiles = (config.clahe_tiles, config.clahe_tiles)
+    return cv2.createCLAHE(clipLimit=config.clahe_clip, tileGridSize=tiles).apply(work)
 
 
 def _detect(orb: cv2.ORB, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +149,7 @@ def features(
     size, its keypoints would sit on interpolation steps, and a 40 px stripe pattern matched
     every other stripe pattern. Whole-image dedup still compares such images.
     """
-    gray = _work_gray(image, config.work_side)
+    gray = _work_gray(image, config)
     size = image.shape[:2] if isinstance(image, np.ndarray) else image.size[::-1]
     if min(size) < config.min_side:
         empty_p, empty_d = np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
@@ -151,7 +164,11 @@ Cell = tuple[float, float, float, float]  # x0, y0, x1, y1 as shares of the widt
 
 
 def _cell_keypoints(
-    orb: cv2.ORB, gray: np.ndarray, cells: list[Cell], work: tuple[int, int], side: int
+    orb: cv2.ORB,
+    gray: np.ndarray,
+    cells: list[Cell],
+    work: tuple[int, int],
+    config: RegionConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints of each cell found at full work size, placed back in the whole image's frame."""
     h, w = gray.shape
@@ -160,7 +177,7 @@ def _cell_keypoints(
         box = (round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h))
         if box[2] - box[0] < 8 or box[3] - box[1] < 8:
             continue
-        cell = _work_gray(np.ascontiguousarray(gray[box[1] : box[3], box[0] : box[2]]), side)
+        cell = _work_gray(np.ascontiguousarray(gray[box[1] : box[3], box[0] : box[2]]), config)
         p, d = _detect(orb, cell)
         scale = np.array([(box[2] - box[0]) / cell.shape[1], (box[3] - box[1]) / cell.shape[0]])
         to_work = np.array([work[0] / w, work[1] / h])
@@ -177,13 +194,13 @@ def tiled_features(
     """features() of a mosaic, found tile by tile: each tile is enlarged to the work size first,
     so a photo shown at half size in a tile keeps as many keypoints as the photo itself."""
     gray = np.asarray(to_rgb(image).convert("L"))
-    whole = _work_gray(gray, config.work_side)
+    whole = _work_gray(gray, config)
     work = (whole.shape[1], whole.shape[0])
     orb = _orb(config)
-    points, desc = _cell_keypoints(orb, gray, cells, work, config.work_side)
+    points, desc = _cell_keypoints(orb, gray, cells, work, config)
     mirrored = [(1 - x1, y0, 1 - x0, y1) for x0, y0, x1, y1 in cells]
     mirror_gray = np.ascontiguousarray(gray[:, ::-1])
-    mirror_points, mirror_desc = _cell_keypoints(orb, mirror_gray, mirrored, work, config.work_side)
+    mirror_points, mirror_desc = _cell_keypoints(orb, mirror_gray, mirrored, work, config)
     return Features(work, points, desc, mirror_points, mirror_desc)
 
 
@@ -264,18 +281,25 @@ def _fit(
 
 
 def verify_pair(
-    a: Features, b: Features, config: RegionConfig = DEFAULT_REGION_CONFIG, ia: int = 0, ib: int = 1
+    a: Features,
+    b: Features,
+    config: RegionConfig = DEFAULT_REGION_CONFIG,
+    ia: int = 0,
+    ib: int = 1,
+    orientations: int = 3,
 ) -> RegionMatch | None:
     """The region a and b share, checked geometrically, or None if they share none.
 
-    Both orientations are tried: b as it is and b mirrored (ORB descriptors are not
-    mirror-invariant). Areas come from each image's rectangle mapped onto the other.
+    Both orientations are tried unless `orientations` (1 as is, 2 mirrored, 3 both) says
+    otherwise: b as it is and b mirrored (ORB descriptors are not mirror-invariant). Areas
+    come from each image's rectangle mapped onto the other.
     """
     best: tuple | None = None
-    for mirrored, pb, db in (
+    passes = (
         (False, b.points, b.descriptors),
         (True, b.mirror_points, b.mirror_descriptors),
-    ):
+    )
+    for mirrored, pb, db in (p for k, p in enumerate(passes) if orientations >> k & 1):
         fit = _fit(a.points, a.descriptors, pb, db, a.size, config)
         if fit and (best is None or fit[0] > best[0]):
             best = (*fit, mirrored)
@@ -362,54 +386,76 @@ def _bucket_pairs(
     return np.concatenate(left), np.concatenate(right)
 
 
+AS_IS, MIRRORED, BOTH = 1, 2, 3  # which orientations of b a candidate pair is verified in
+
+
 def vote_pairs(
     queries: Sequence[Features | None],
     index: Sequence[Features | None],
     config: RegionConfig = DEFAULT_REGION_CONFIG,
     self_join: bool = False,
-) -> list[tuple[int, int]]:
-    """Candidate (query, index) image pairs, by descriptor collisions in LSH tables.
+) -> list[tuple[int, int, int]]:
+    """Candidate (query, index, orientations) image pairs, by descriptor collisions in LSH tables.
 
     Each table keys a descriptor by a fixed random subset of its 256 bits, so two descriptors
     a few bits apart often share a key in some table. A query's descriptors, and those of its
     mirror image, vote for every index image they collide with; each query keeps its
     `candidates` best-voted partners with at least `min_votes` votes. With self_join, queries and
     index are the same collection and pairs are (i, j) with i < j, each once.
+
+    orientations says which of verify_pair's two passes to run: the one whose descriptors cast
+    most of the votes (AS_IS or MIRRORED), or BOTH when neither has 1.5 times the other's. On
+    augmented copies the votes chose the orientation that verified in 1,450 of 1,466 pairs, and
+    each pass is a brute-force match, the bulk of the stage's time.
     """
     bits = _table_bits(config)
     qd, qo = _stack(queries, mirror=False)
     md, mo = _stack(queries, mirror=True)
     idx_d, idx_o = _stack(index, mirror=False)
-    q_desc, q_own = np.concatenate([qd, md]), np.concatenate([qo, mo])
+    q_desc = np.concatenate([qd, md])
+    # Owners carry the orientation in their lowest bit: 1 for a query's mirror descriptors.
+    q_own = np.r_[qo * 2, mo * 2 + 1]
     side = np.r_[np.zeros(len(q_desc), np.int8), np.ones(len(idx_d), np.int8)]
-    owners = np.r_[q_own, idx_o]
+    owners = np.r_[q_own, idx_o * 2]
     keys = _keys(np.concatenate([q_desc, idx_d]), bits)
     n_index = max(len(index), 1)
     codes_all = []
     for t in range(len(bits)):
         qi, ii = _bucket_pairs(keys[t], owners, side, config.bucket_cap)
+        flag, qi, ii = qi % 2, qi // 2, ii // 2
         if self_join:
             keep = qi != ii
-            qi, ii = qi[keep], ii[keep]
-        codes_all.append(qi * n_index + ii)
+            flag, qi, ii = flag[keep], qi[keep], ii[keep]
+            # a vote from i's descriptor for j is also one from j's for i (mirroring is mutual)
+            qi, ii = np.minimum(qi, ii), np.maximum(qi, ii)
+        codes_all.append((qi * n_index + ii) * 2 + flag)
     codes = np.concatenate(codes_all) if codes_all else np.zeros(0, np.int64)
-    if self_join:  # a vote from i's descriptor for j is also one from j's for i
-        qi, ii = codes // n_index, codes % n_index
-        codes = np.minimum(qi, ii) * n_index + np.maximum(qi, ii)
     uniq, counts = np.unique(codes, return_counts=True)
+    pair_codes = np.unique(uniq // 2)
+    by_flag = np.zeros((len(pair_codes), 2), np.int64)
+    by_flag[np.searchsorted(pair_codes, uniq // 2), uniq % 2] = counts
+    counts = by_flag.sum(axis=1)
     strong = counts >= config.min_votes
-    uniq, counts = uniq[strong], counts[strong]
-    qi, ii = uniq // n_index, uniq % n_index
+    pair_codes, counts, by_flag = pair_codes[strong], counts[strong], by_flag[strong]
+    as_is, mirrored = by_flag[:, 0], by_flag[:, 1]
+    orientation = np.where(
+        np.maximum(as_is, mirrored) >= 1.5 * np.minimum(as_is, mirrored),
+        np.where(as_is >= mirrored, AS_IS, MIRRORED),
+        BOTH,
+    )
+    qi, ii = pair_codes // n_index, pair_codes % n_index
     # Each side keeps its best-voted partners: a pair stays if either end ranks it high.
-    chosen: set[tuple[int, int]] = set()
+    chosen: set[int] = set()
     for owner_col in (qi, ii) if self_join else (qi,):
         order = np.lexsort((-counts, owner_col))
         ranked = owner_col[order]
         starts = np.r_[0, np.flatnonzero(ranked[1:] != ranked[:-1]) + 1]
         rank = np.arange(len(ranked)) - np.repeat(starts, np.diff(np.r_[starts, len(ranked)]))
-        top = order[rank < config.candidates]
-        chosen.update(zip(qi[top].tolist(), ii[top].tolist(), strict=True))
-    return sorted(chosen)
+        chosen.update(order[rank < config.candidates].tolist())
+    picked = sorted(chosen)
+    return list(
+        zip(qi[picked].tolist(), ii[picked].tolist(), orientation[picked].tolist(), strict=True)
+    )
 
 
 # --- matching collections -----------------------------------------------------------------------
@@ -417,10 +463,16 @@ def vote_pairs(
 _SHARED: dict[str, Sequence[Features | None]] = {}  # what forked verification workers read
 
 
-def _verify_chunk(pairs: list[tuple[int, int]], config: RegionConfig) -> list[RegionMatch]:
+Pair = tuple[int, int] | tuple[int, int, int]  # (i, j) or (i, j, orientations)
+
+
+def _verify_chunk(pairs: list[Pair], config: RegionConfig) -> list[RegionMatch]:
     cv2.setNumThreads(1)
     a, b = _SHARED["a"], _SHARED["b"]
-    found = (verify_pair(a[i], b[j], config, i, j) for i, j in pairs)  # type: ignore[arg-type]
+    found = (
+        verify_pair(a[p[0]], b[p[1]], config, p[0], p[1], *p[2:])  # type: ignore[arg-type]
+        for p in pairs
+    )
     return [m for m in found if m is not None]
 
 
@@ -439,12 +491,13 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
 def verify_pairs(
     a: Sequence[Features | None],
     b: Sequence[Features | None],
-    pairs: Sequence[tuple[int, int]],
+    pairs: Sequence[Pair],
     config: RegionConfig = DEFAULT_REGION_CONFIG,
     workers: int | None = None,
 ) -> list[RegionMatch]:
-    """verify_pair on each (index into a, index into b) pair; the matches found, in pair order."""
-    pairs = [(i, j) for i, j in pairs if a[i] is not None and b[j] is not None]
+    """verify_pair on each (index into a, index into b[, orientations]) pair, as vote_pairs
+    gives them; the matches found, in pair order."""
+    pairs = [p for p in pairs if a[p[0]] is not None and b[p[1]] is not None]
     workers = workers or (os.cpu_count() or 1)
     _SHARED.update(a=a, b=b)
     try:
