@@ -19,14 +19,26 @@ def _table_bits(config: RegionConfig) -> np.ndarray:
 
 
 def _keys(descriptors: np.ndarray, bits: np.ndarray) -> np.ndarray:
-    """(tables, n) int64 LSH keys: each table's chosen bits of each descriptor."""
-    out = np.empty((len(bits), len(descriptors)), np.int64)
-    weights = 1 << np.arange(bits.shape[1], dtype=np.int64)
+    """(tables, n) int32 LSH keys: each table's chosen bits of each descriptor."""
+    assert bits.shape[1] <= 31, "an LSH key must fit an int32"
+    out = np.empty((len(bits), len(descriptors)), np.int32)
+    weights = 1 << np.arange(bits.shape[1], dtype=np.int32)
     for start in range(0, len(descriptors), 1 << 16):  # unpacked bits are 8x the descriptors
         unpacked = np.unpackbits(descriptors[start : start + (1 << 16)], axis=1)
         for t, chosen in enumerate(bits):
-            out[t, start : start + len(unpacked)] = unpacked[:, chosen].astype(np.int64) @ weights
+            out[t, start : start + len(unpacked)] = unpacked[:, chosen].astype(np.int32) @ weights
     return out
+
+
+def _add_votes(
+    total: tuple[np.ndarray, np.ndarray], codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, counts) so far plus one table's raw codes: counting table by table keeps only
+    the distinct codes in memory, not every collision of all the tables at once."""
+    new, counts = np.unique(codes, return_counts=True)
+    merged, where = np.unique(np.concatenate([total[0], new]), return_inverse=True)
+    summed = np.bincount(where, weights=np.concatenate([total[1], counts]), minlength=len(merged))
+    return merged, summed.astype(np.int64)
 
 
 def _stack(feats: Sequence[Features | None], mirror: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +115,7 @@ def vote_pairs(
     owners = np.r_[q_own, idx_o * 2]
     keys = _keys(np.concatenate([q_desc, idx_d]), bits)
     n_index = max(len(index), 1)
-    codes_all = []
+    votes = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     for t in range(len(bits)):
         qi, ii = _bucket_pairs(keys[t], owners, side, config.bucket_cap)
         flag, qi, ii = qi % 2, qi // 2, ii // 2
@@ -112,9 +124,8 @@ def vote_pairs(
             flag, qi, ii = flag[keep], qi[keep], ii[keep]
             # a vote from i's descriptor for j is also one from j's for i (mirroring is mutual)
             qi, ii = np.minimum(qi, ii), np.maximum(qi, ii)
-        codes_all.append((qi * n_index + ii) * 2 + flag)
-    codes = np.concatenate(codes_all) if codes_all else np.zeros(0, np.int64)
-    uniq, counts = np.unique(codes, return_counts=True)
+        votes = _add_votes(votes, (qi * n_index + ii) * 2 + flag)
+    uniq, counts = votes
     pair_codes = np.unique(uniq // 2)
     by_flag = np.zeros((len(pair_codes), 2), np.int64)
     by_flag[np.searchsorted(pair_codes, uniq // 2), uniq % 2] = counts
