@@ -559,6 +559,9 @@ def _print_false(edges: set, truth: dict, originals: list[Path], label: str) -> 
     by_groups = Counter(tuple(sorted((truth[a][0], truth[b][0]))) for a, b in false_edges)
     top = ", ".join(f"g{x:04d}~g{y:04d}: {k}" for (x, y), k in by_groups.most_common(8))
     print(f"  between {len(by_groups)} pairs of groups; most: {top}")
+    by_kinds = Counter(tuple(sorted((truth[a][1], truth[b][1]))) for a, b in false_edges)
+    kinds = ", ".join(f"{x} ~ {y}: {k}" for (x, y), k in by_kinds.most_common(6))
+    print(f"  by transforms: {kinds}")
     for a, b in false_edges[:10]:
         print(f"  {a} ({truth[a][1]}, {originals[truth[a][0]].name})")
         print(f"    ~ {b} ({truth[b][1]}, {originals[truth[b][0]].name})")

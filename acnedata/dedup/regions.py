@@ -105,6 +105,31 @@ def _covered(matrix: np.ndarray, src: tuple[int, int], dst: tuple[int, int]) -> 
     return max(0.0, float(area)) / (dst[0] * dst[1])
 
 
+def _spread(
+    matrix: np.ndarray, inliers: np.ndarray, points: np.ndarray, other: tuple[int, int]
+) -> float:
+    """How much of the shared part of an image its inliers cover: the share of the cells of a
+    4x4 grid over the image's keypoints that the affine map puts inside the other image
+    (cells that hold any of those keypoints) that hold an inlier too."""
+    mapped = cv2.transform(points.astype(np.float32)[None], matrix)[0]
+    inside = (
+        (mapped[:, 0] >= 0)
+        & (mapped[:, 0] <= other[0])
+        & (mapped[:, 1] >= 0)
+        & (mapped[:, 1] <= other[1])
+    )
+    shared = points[inside]
+    if len(shared) < 2:
+        return 1.0  # nothing to compare against: leave it to the other tests
+    low, high = shared.min(axis=0), shared.max(axis=0)
+
+    def cells(p: np.ndarray) -> set[tuple[int, int]]:
+        k = np.clip(((p - low) / np.maximum(high - low, 1e-6) * 4).astype(int), 0, 3)
+        return set(map(tuple, k.tolist()))
+
+    return len(cells(inliers) & cells(shared)) / len(cells(shared))
+
+
 def _plausible(matrix: np.ndarray, inliers_a: np.ndarray, size_a: tuple[int, int]) -> bool:
     """A copy's affine map keeps orientation (mirrors have their own pass), is not wildly
     anisotropic, and its matches spread over a real area rather than one textured spot."""
@@ -123,7 +148,7 @@ def _fit(
     da: np.ndarray,
     pb: np.ndarray,
     db: np.ndarray,
-    size_a: tuple[int, int],
+    sizes: tuple[tuple[int, int], tuple[int, int]],
     config: RegionConfig,
 ) -> tuple[int, np.ndarray] | None:
     qa, qb = _matches(da, db, config.ratio)
@@ -145,9 +170,60 @@ def _fit(
     inliers = int(keep.sum())
     if inliers < config.min_inliers or inliers < config.min_inlier_share * len(qa):
         return None
-    if not _plausible(matrix, src[keep], size_a):
+    if not _plausible(matrix, src[keep], sizes[0]):
+        return None
+    # A shared watermark, logo or caption bar: its matches fit an affine map as well as a
+    # photo's do, but they sit in a small patch of what the two images share, while the rest
+    # of it (full of keypoints) matches nothing. A copy's matches spread over the shared part
+    # of at least one side (tests/test_regions.py's logos: 0.07-0.13 of the grid's cells; a
+    # crop with 20 inliers: 0.44; a copy: 0.8-0.9).
+    spread = max(
+        _spread(matrix, src[keep], pa, sizes[1]),
+        _spread(cv2.invertAffineTransform(matrix), dst[keep], pb, sizes[0]),
+    )
+    if spread < config.min_spread:
         return None
     return inliers, matrix
+
+
+def _agreement(
+    matrix: np.ndarray,
+    thumb_a: np.ndarray,
+    size_a: tuple[int, int],
+    thumb_b: np.ndarray,
+    size_b: tuple[int, int],
+) -> float:
+    """Correlation of the two equalised thumbnails over the area they share, b laid onto a by
+    the fitted map (work pixels scaled to thumbnail pixels at both ends)."""
+    ka = np.array([thumb_a.shape[1] / size_a[0], thumb_a.shape[0] / size_a[1]])
+    kb = np.array([thumb_b.shape[1] / size_b[0], thumb_b.shape[0] / size_b[1]])
+    # thumb_a pixel -> work a -> work b -> thumb_b pixel
+    to_b = np.diag(kb) @ matrix[:, :2] @ np.diag(1 / ka)
+    shift = kb * matrix[:, 2]
+    m = np.hstack([to_b, shift[:, None]]).astype(np.float32)
+    shape = (thumb_a.shape[1], thumb_a.shape[0])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    laid = cv2.warpAffine(thumb_b.astype(np.float32), m, shape, flags=flags)
+    ones = np.ones(thumb_b.shape, np.float32)
+    inside = cv2.warpAffine(ones, m, shape, flags=flags) > 0.99
+    rows, cols = np.nonzero(inside)
+    if len(rows) < 64:  # too little shared area at this size to judge: trust the fit
+        return 1.0
+    a = thumb_a.astype(np.float32)
+    scores = []
+    # Cell by cell over the shared area, and the median: an overlay two different photos
+    # share agrees in its own cells only, and a copy with a logo added disagrees in those only.
+    for ys in np.array_split(np.arange(rows.min(), rows.max() + 1), 4):
+        for xs in np.array_split(np.arange(cols.min(), cols.max() + 1), 4):
+            cell = np.ix_(ys, xs)
+            keep = inside[cell]
+            if keep.sum() < 16:
+                continue
+            x, y = a[cell][keep], laid[cell][keep]
+            x, y = x - x.mean(), y - y.mean()
+            norm = np.sqrt((x * x).sum() * (y * y).sum())
+            scores.append(float((x * y).sum() / norm) if norm > 1e-3 else 0.0)
+    return float(np.median(scores)) if scores else 1.0
 
 
 def verify_pair(
@@ -170,12 +246,15 @@ def verify_pair(
         (True, b.mirror_points, b.mirror_descriptors),
     )
     for mirrored, pb, db in (p for k, p in enumerate(passes) if orientations >> k & 1):
-        fit = _fit(a.points, a.descriptors, pb, db, a.size, config)
+        fit = _fit(a.points, a.descriptors, pb, db, (a.size, b.size), config)
         if fit and (best is None or fit[0] > best[0]):
             best = (*fit, mirrored)
     if best is None:
         return None
     inliers, matrix, mirrored = best
+    thumb_b = b.thumb[:, ::-1] if mirrored else b.thumb
+    if _agreement(matrix, a.thumb, a.size, thumb_b, b.size) < config.min_agreement:
+        return None
     inverse = cv2.invertAffineTransform(matrix)
     area_a = _covered(inverse, b.size, a.size)
     area_b = _covered(matrix, a.size, b.size)
