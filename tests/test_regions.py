@@ -112,6 +112,26 @@ def test_a_shared_logo_does_not_join_two_photos(k):
     assert regions.verify_pair(*feats(logo(a), a)).relation == "same"
 
 
+def caption(im: Image.Image) -> Image.Image:
+    """A caption bar across the middle, the same on every image of a source."""
+    out = im.copy()
+    draw = ImageDraw.Draw(out)
+    w, h = im.size
+    top = (h - h // 5) // 2
+    draw.rectangle((0, top, w, top + h // 5), fill=(0, 0, 0))
+    font = ImageFont.load_default(size=max(8, round(h / 5 * 0.6)))
+    draw.text((4, top + h // 25), "SKINCARE SALE", fill=(255, 255, 255), font=font)
+    return out
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_a_shared_caption_bar_does_not_join_two_photos(k):
+    a = make_image(k, size=(256, 256), seed=700 + k)
+    b = make_image(k + 20, size=(256, 256), seed=800 + k)
+    assert regions.verify_pair(*feats(caption(a), caption(b))) is None
+    assert regions.verify_pair(*feats(caption(a), a)) is not None
+
+
 def test_strangers_share_no_region():
     found = regions.match_within(feats(*(photo(k) for k in range(10, 18))), workers=1)
     assert found == []
