@@ -14,7 +14,7 @@ def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "acnedata", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         cwd=cwd,
     )
 
@@ -25,7 +25,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, proc.stderr
     for fragment in fragments:
-        assert fragment in lines[0]
+        assert fragment in lines[0], (fragment, lines[0])
 
 
 def test_bad_spec(tmp_path):

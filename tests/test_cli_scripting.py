@@ -32,11 +32,12 @@ def run(*args: str, tool: str = "acnedata", umask: int = 0o022) -> subprocess.Co
     )  # fmt: skip
 
 
-def class_folders(root: Path) -> Path:
+def class_folders(root: Path, seed: int = 70) -> Path:
+    """Two class folders of three small generated photos each, under root."""
     for c, label in enumerate(("comedonal", "papular")):
         (root / label).mkdir(parents=True)
         for k in range(3):
-            make_image(c * 10 + k, size=(40, 40), seed=70 + c * 10 + k).save(
+            make_image(c * 10 + k, size=(40, 40), seed=seed + c * 10 + k).save(
                 root / label / f"{k}.png"
             )
     return root

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from httpserver import send
 from imagefactory import make_image
+from test_cli_scripting import class_folders
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,16 +65,6 @@ def _jpeg(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def _photos(root: Path) -> Path:
-    for c, label in enumerate(("comedonal", "papular")):
-        (root / label).mkdir(parents=True)
-        for k in range(3):
-            make_image(c * 10 + k, size=(40, 40), seed=900 + c * 10 + k).save(
-                root / label / f"{k}.png"
-            )
-    return root
-
-
 def test_quiet_prints_nothing_not_even_the_summary(httpserver, tmp_path):
     urls = tmp_path / "urls.csv"
     rows = ["url,licence,label"]
@@ -85,7 +76,7 @@ def test_quiet_prints_nothing_not_even_the_summary(httpserver, tmp_path):
     assert loud.returncode == 0 and "download: stored 3" in loud.stdout  # the tables are there
     for args in (
         ["fetch", str(urls), "--out", str(tmp_path / "f"), "--allow-private", "-q"],
-        ["import", str(_photos(tmp_path / "src")), "--out", str(tmp_path / "i"),
+        ["import", str(class_folders(tmp_path / "src", seed=900)), "--out", str(tmp_path / "i"),
          "--licence", "CC-BY-4.0", "-q"],
         ["dedup", str(tmp_path / "i"), "-q"],
         ["download", str(tmp_path / "f"), "-q"],
@@ -98,7 +89,8 @@ def test_quiet_prints_nothing_not_even_the_summary(httpserver, tmp_path):
 
 def test_an_imported_dataset_has_one_credit_line(tmp_path):
     out = tmp_path / "i"
-    proc = run("import", str(_photos(tmp_path / "src")), "--out", str(out), "--licence",
+    src = class_folders(tmp_path / "src", seed=900)
+    proc = run("import", str(src), "--out", str(out), "--licence",
                "CC-BY-SA-4.0", "--author", "Clinic A", "--title", "Clinic photos",
                "-q")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -143,7 +135,8 @@ def test_tensorflow_start_up_lines_show_only_with_verbose(tmp_path):
 
 def test_a_stale_manifest_is_named_and_dedup_rewrites_it(tmp_path):
     out = tmp_path / "out"
-    assert run("import", str(_photos(tmp_path / "src")), "--out", str(out), "--licence",
+    src = class_folders(tmp_path / "src", seed=900)
+    assert run("import", str(src), "--out", str(out), "--licence",
                "CC-BY-4.0", "-q").returncode == 0  # fmt: skip
     assert run("status", str(out)).stderr == ""  # current: nothing to say
     # The catalog changes behind the manifest's back (as a dedup run of an older acnedata, or

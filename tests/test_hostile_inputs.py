@@ -11,7 +11,6 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -23,33 +22,13 @@ import requests
 from imagefactory import make_image, to_bytes
 from manifest_factory import make_manifest
 from PIL import Image
+from test_cli import assert_one_line_error, run
 
 from acnedata.catalog import Catalog
 from acnedata.errors import ManifestError
 from acnedata.importer import import_dataset
 from acnedata.manifest import load_manifest
 from acnedata.review import ReviewServer
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "acnedata", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
-
-
-def one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
-    """The single stderr line of a user error (exit 1, no traceback) holding every fragment."""
-    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
-    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def png(kind: int, seed: int, size: int = 96) -> bytes:
@@ -105,7 +84,7 @@ ESCAPES = ["absolute", "dotdot", "inner-dotdot", "symlink", "linked-folder"]
 def test_verify_refuses_a_manifest_naming_files_outside_its_folder(tmp_path, how):
     folder, item_id = tampered_manifest(tmp_path, how)
     proc = run("verify", str(folder))
-    one_line_error(proc, item_id, "outside the manifest's folder")
+    assert_one_line_error(proc, item_id, "outside the manifest's folder")
     assert "checked" not in proc.stdout  # nothing was hashed
 
 
@@ -119,7 +98,7 @@ def test_verify_does_not_tell_whether_an_outside_file_exists(tmp_path):
         gone.stdout,
         gone.stderr,
     )
-    one_line_error(gone, "outside")
+    assert_one_line_error(gone, "outside")
 
 
 @pytest.mark.parametrize("how", ["absolute", "symlink"])
@@ -145,7 +124,7 @@ def test_links_that_stay_inside_the_folder_are_fine(tmp_path):
     # ... and one leading out is refused, though it is the only change
     (folder / "images" / "alias.png").unlink()
     (folder / "images" / "alias.png").symlink_to(tmp_path / "nowhere.png")
-    one_line_error(run("verify", str(folder)), first["id"], "outside")
+    assert_one_line_error(run("verify", str(folder)), first["id"], "outside")
 
 
 def test_expanded_manifest_names_only_files_in_its_own_folder(tmp_path):
@@ -187,7 +166,7 @@ def test_zip_bomb_is_refused_and_leaves_nothing_on_disk(tmp_path, kind):
     archive = bomb(tmp_path / f"bomb.{kind}", kind)
     out = tmp_path / "new" / "out"
     proc = run("import", str(archive), "--out", str(out), "--licence", "CC0-1.0", "--quiet")
-    one_line_error(proc, str(archive), "refusing to extract", "zip bomb")
+    assert_one_line_error(proc, str(archive), "refusing to extract", "zip bomb")
     assert not (tmp_path / "new").exists()  # not even the folders made for it
 
 
@@ -205,13 +184,13 @@ def test_folder_import_refuses_a_link_out_of_the_folder_like_the_csv_route(tmp_p
     (root / "comedonal" / "escape.png").symlink_to(outside / "holiday.png")
     out = tmp_path / "out"
     folder = run("import", str(root), "--out", str(out), "--licence", "CC0-1.0")
-    one_line_error(folder, "escape.png", "points outside", "stay inside the dataset folder")
+    assert_one_line_error(folder, "escape.png", "points outside", "stay inside the dataset folder")
     assert not (out / "manifest.json").exists()
     # the CSV route says the same of the same file
     (root / "labels.csv").write_text("file,label\ncomedonal/escape.png,comedonal\n", "utf-8")
     by_csv = run("import", str(root / "labels.csv"), "--out", str(tmp_path / "csv"), "--licence",
                  "CC0-1.0")  # fmt: skip
-    one_line_error(by_csv, "escape.png", "points outside", "stay inside the dataset folder")
+    assert_one_line_error(by_csv, "escape.png", "points outside", "stay inside the dataset folder")
 
 
 @pytest.mark.parametrize("what", ["class-folder", "sidecar"])
@@ -225,7 +204,7 @@ def test_folder_import_refuses_linked_class_folders_and_sidecars(tmp_path, what)
         (root / "comedonal" / "0.json").symlink_to("/etc/passwd")
         name = "0.json"
     proc = run("import", str(root), "--out", str(tmp_path / "out"), "--licence", "CC0-1.0")
-    one_line_error(proc, name, "points outside")
+    assert_one_line_error(proc, name, "points outside")
 
 
 # --- 6. nan and inf in specs -------------------------------------------------------------------
@@ -244,7 +223,7 @@ def test_spec_numbers_must_be_finite_and_usable(tmp_path, line, key):
     spec = tmp_path / "s.toml"
     spec.write_text(f'name = "x"\n[network]\n{line}\n[[classes]]\nname = "a"\n', "utf-8")
     proc = run("collect", str(spec), "--out", str(tmp_path / "o"), "--allow-private", "--quiet")
-    one_line_error(proc, str(spec), key)
+    assert_one_line_error(proc, str(spec), key)
 
 
 @pytest.mark.parametrize("rate", ["inf", "1e-300"])
@@ -254,7 +233,7 @@ def test_rate_option_must_be_finite_and_usable(tmp_path, rate):
     proc = run(
         "fetch", str(urls), "--out", str(tmp_path / "o"), "--allow-private", "--rate", rate, "-q"
     )
-    one_line_error(proc, "--rate")
+    assert_one_line_error(proc, "--rate")
 
 
 # --- 7. a damaged catalog ------------------------------------------------------------------------
@@ -290,7 +269,9 @@ def test_a_damaged_catalog_is_one_line_saying_how_to_rebuild(imported, tmp_path,
         urls = tmp_path / "urls.csv"
         urls.write_text("url\nhttp://127.0.0.1:9/a.png\n", "utf-8")
         args = ["fetch", str(urls), "--out", str(out), "--allow-private", "--quiet"]
-    one_line_error(run(*args), str(out / "catalog.sqlite"), "damaged", "rebuild", "move it aside")
+    assert_one_line_error(
+        run(*args), str(out / "catalog.sqlite"), "damaged", "rebuild", "move it aside"
+    )
 
 
 def test_the_rebuild_the_message_gives_works(tmp_path):
@@ -299,7 +280,7 @@ def test_the_rebuild_the_message_gives_works(tmp_path):
     args = ["import", str(data), "--out", str(out), "--licence", "CC0-1.0", "--quiet"]
     assert run(*args).returncode == 0
     damage(out / "catalog.sqlite", "items")
-    one_line_error(run("status", str(out)), "damaged")
+    assert_one_line_error(run("status", str(out)), "damaged")
     (out / "catalog.sqlite").rename(tmp_path / "damaged.sqlite")  # "move it aside"
     assert run(*args).returncode == 0  # "run the command that built it again"
     assert run("verify", str(out)).stdout.startswith("checked 6 files: 0 missing, 0 changed")
@@ -340,7 +321,7 @@ def test_disk_full_while_storing_is_one_line_and_the_same_command_resumes(tmp_pa
     data = noise_folder(tmp_path / "data", 8, 320)  # ~2.4 MB: more than the disk holds
     out = small_disk / "out"
     args = ["import", str(data), "--out", str(out), "--licence", "CC0-1.0", "--quiet"]
-    one_line_error(run(*args), str(out), "no space left", "run the same command again")
+    assert_one_line_error(run(*args), str(out), "no space left", "run the same command again")
     subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
     again = run(*args)
     assert again.returncode == 0, again.stderr
@@ -358,7 +339,7 @@ def test_a_disk_already_full_is_one_line_naming_the_folder(tmp_path, small_disk,
         while True:  # until the disk is full
             fh.write(bytes(4096))
     proc = run(*args) if command == "import" else run(command, str(out))
-    one_line_error(proc, str(out), "no space left", "run the same command again")
+    assert_one_line_error(proc, str(out), "no space left", "run the same command again")
 
 
 def test_an_archive_bigger_than_the_free_space_is_refused_before_writing(tmp_path, small_disk):
@@ -368,7 +349,7 @@ def test_an_archive_bigger_than_the_free_space_is_refused_before_writing(tmp_pat
             zf.writestr(f"a/{i}.png", os.urandom(1024**2))
     out = small_disk / "out"
     proc = run("import", str(archive), "--out", str(out), "--licence", "CC0-1.0")
-    one_line_error(proc, str(archive), "free", str(out / "_import"))
+    assert_one_line_error(proc, str(archive), "free", str(out / "_import"))
     assert not out.exists()
 
 
@@ -433,7 +414,7 @@ def test_review_decisions_csv_with_an_overflowing_id_is_one_line(imported, tmp_p
     out = Path(shutil.copytree(imported, tmp_path / "out"))
     csv = tmp_path / "d.csv"
     csv.write_text("id,decision\n99999999999999999999,reject\n", "utf-8")
-    one_line_error(run("review", str(out), "--decisions", str(csv)), "no item with id")
+    assert_one_line_error(run("review", str(out), "--decisions", str(csv)), "no item with id")
 
 
 def test_review_server_cuts_off_a_body_shorter_than_announced(review):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import ipaddress
 import os
 import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import replace
@@ -20,6 +18,8 @@ import pytest
 import requests
 from httpserver import LocalHTTPServer, send
 from imagefactory import make_image, to_bytes
+from test_crash_resume import fetch_cmd
+from test_download_faults import write_urls
 
 from acnedata.errors import NetworkError
 from acnedata.fetch import url_list_spec
@@ -153,15 +153,6 @@ def test_a_trickling_item_is_a_recorded_failure_and_the_others_are_stored(tmp_pa
     assert rows["ok2.jpg"]["state"] == rows["ok3.jpg"]["state"] == "stored"
 
 
-def write_urls(folder: Path, urls: list[str]) -> Path:
-    path = folder / "urls.csv"
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["url", "licence", "label"])
-        writer.writerows([u, "CC0-1.0", "case"] for u in urls)
-    return path
-
-
 # -- a slow robots.txt -----------------------------------------------------------------------
 
 
@@ -237,23 +228,7 @@ def test_ctrl_c_during_a_trickle_stops_fetch_within_2_s_and_the_same_command_res
         for path in images:
             server.route(path, handler=handler)
         urls = write_urls(tmp_path, [server.url(p) for p in images])
-        cmd = [
-            sys.executable,
-            "-m",
-            "acnedata",
-            "fetch",
-            str(urls),
-            "--out",
-            str(out),
-            "--allow-private",
-            "--workers",
-            "4",
-            "--per-host",
-            "4",
-            "--processes",
-            "0",
-            "--quiet",
-        ]
+        cmd = fetch_cmd(urls, out, processes=0)
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True

@@ -147,8 +147,8 @@ def content_stage(
         "content stage: %d images scanned, %d unreadable, %d mosaics, %d region links",
         len(rows),
         report.unreadable,
-        sum(1 for _, reason, _ in marks if reason),
-        len(links),
+        report.mosaics,
+        report.links,
     )
     return report
 

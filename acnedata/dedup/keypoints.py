@@ -31,8 +31,9 @@ class RegionConfig:
       the shared part, on at least one side (a shared logo's matches sit in one or two).
     min_agreement: ... and the two images' equalised 64 px thumbnails, laid one on the other
       by the fitted map, correlate at least this well (median over an 8x8 grid of the shared
-      area). On bench/region_recall.py's augmented copies, 99% of 3,731 true pairs scored 0.70
-      or more and 16 of 18 false links 0.49 or less.
+      area). On the augmented copies of bench/region_recall.py (build_set, scored one by one in
+      a diagnostic that is not committed), 99% of 3,731 true pairs scored 0.70 or more and 16
+      of 18 false links 0.49 or less.
     candidates: per image, how many of its best-voted partners are verified.
     lsh_tables / lsh_bits / bucket_cap: the vote index (see vote_pairs).
     same_area: both images covered this much by the shared region → `same`; one → crop/contains.
