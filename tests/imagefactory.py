@@ -52,3 +52,38 @@ def to_bytes(img: Image.Image, fmt: str, **kw: object) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format=fmt, **kw)
     return buf.getvalue()
+
+
+def make_skin(seed: int, side: int = 128) -> Image.Image:
+    """A skin close-up as acne datasets hold them: a smooth skin tone with a gentle gradient and
+    25 small red spots. Such photos have few corners, so an overlay can dominate their keypoints."""
+    from PIL import ImageFilter
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    base = np.array([205, 150, 125.0]) + rng.uniform(-25, 25, 3)
+    tilt = 0.15 * ((xx - 0.5) * rng.uniform(-1, 1) + (yy - 0.5) * rng.uniform(-1, 1))
+    img = base[None, None, :] * (1 + tilt)[..., None]
+    for _ in range(25):
+        cx, cy = rng.uniform(0, 1, 2)
+        s = rng.uniform(0.01, 0.04)
+        spot = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s))
+        img += spot[..., None] * np.array([20, -45, -40]) * rng.uniform(0.5, 1.2)
+    img += rng.normal(0, 3, img.shape)
+    out = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    return out.filter(ImageFilter.GaussianBlur(0.7))
+
+
+def make_soft_skin(seed: int, side: int = 128) -> Image.Image:
+    """An even smoother close-up: a skin tone with three broad soft patches. At thumbnail size
+    two of these differ little, the hard case for whole-image verification."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    img = np.full((side, side, 3), [200, 150, 130.0])
+    for _ in range(3):
+        cx, cy = rng.uniform(0.2, 0.8, 2)
+        s = rng.uniform(0.15, 0.3)
+        patch = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s))
+        img += patch[..., None] * np.array([25, -20, -20]) * rng.uniform(-1, 1)
+    img += rng.normal(0, 2, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))

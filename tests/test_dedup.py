@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from imagefactory import make_image, to_bytes
+from imagefactory import make_image, make_soft_skin, to_bytes
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from acnedata import dedup
@@ -29,6 +29,7 @@ from acnedata.dedup import (
     signature,
     similarity,
 )
+from acnedata.dedup.fill import border_fill
 from acnedata.images import validate_image
 
 
@@ -421,6 +422,28 @@ def test_letterboxed_pictures_compare_what_is_inside_the_frame():
     assert similarity(sig_a, sig_b) < 0.9
     assert similarity(sig_a, signature(ImageOps.mirror(a))) >= DEFAULT_CONFIG.verify_threshold
     assert not signature(make_image(1, seed=70)).content  # an ordinary photo has no frame
+
+
+def test_two_photos_turned_by_the_same_angle_do_not_join_on_their_black_corners():
+    # Smooth close-ups that differ little at thumbnail size (0.914 as they are): turned by
+    # 15°, their identical black corners lifted them to 0.947, over the threshold.
+    a, b = make_soft_skin(6096), make_soft_skin(7096)
+    turn = lambda im: im.rotate(15, resample=Image.Resampling.BICUBIC)  # noqa: E731
+    threshold = DEFAULT_CONFIG.verify_threshold
+    assert similarity(signature(a), signature(b)) < threshold
+    assert similarity(signature(turn(a)), signature(turn(b))) < threshold
+    assert similarity(signature(a), signature(turn(a))) >= threshold  # the copy still joins
+
+
+def test_border_fill_is_the_black_that_touches_the_edge():
+    pixels = np.full((16, 16), 120, np.uint8)
+    pixels[:3, :3] = 0  # a turned corner
+    pixels[7:9, 7:9] = 0  # a dark spot inside the picture: not fill
+    fill = border_fill(pixels, grow=0)
+    assert fill is not None and fill.sum() == 9 and fill[:3, :3].all()
+    grown = border_fill(pixels)  # and the blended pixels next to it
+    assert grown is not None and grown.sum() == 15 and not grown[7:9, 7:9].any()
+    assert border_fill(np.full((16, 16), 120, np.uint8)) is None
 
 
 def test_items_without_thumbnails_join_on_hash_alone():

@@ -22,6 +22,7 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageOps
 
+from acnedata.dedup.fill import border_fill
 from acnedata.images import ALLOWED_FORMATS, load_rgb, to_rgb
 
 IMAGE_EXTENSIONS = frozenset(
@@ -873,7 +874,8 @@ def _warps(size: int, angles: tuple[float, ...], zooms: tuple[float, ...]) -> tu
 
 
 def _canvas(thumb: bytes, size: int, stretch: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Thumbnail → (values, mask) on a size x size canvas, values = normalised average ranks.
+    """Thumbnail → (values, mask) on a size x size canvas, values = normalised average ranks;
+    the mask leaves out the canvas around the thumbnail and any black fill on its border.
 
     Ranks make the comparison blind to any monotone tone change (brightness, contrast, gamma,
     grayscale conversion); average ranks keep flat areas flat instead of inventing a gradient.
@@ -891,7 +893,8 @@ def _canvas(thumb: bytes, size: int, stretch: bool = False) -> tuple[np.ndarray,
     mask = np.zeros((size, size), np.float32)
     y0, x0 = (size - h) // 2, (size - w) // 2
     values[y0 : y0 + h, x0 : x0 + w] = ranks[pix].reshape(h, w)
-    mask[y0 : y0 + h, x0 : x0 + w] = 1.0
+    fill = border_fill(pix.reshape(h, w), grow=0)
+    mask[y0 : y0 + h, x0 : x0 + w] = 1.0 if fill is None else ~fill
     return values.ravel(), mask.ravel()
 
 

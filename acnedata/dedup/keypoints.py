@@ -39,6 +39,8 @@ class RegionConfig:
     same_area: both images covered this much by the shared region → `same`; one → crop/contains.
     clahe_clip / clahe_tiles: local contrast equalisation (CLAHE) of the work image before
       keypoints are found; clahe_tiles 0 turns it off.
+    corroborate: within one collection, keep a link only if a copy covering either image also
+      shares a region with the other (see corroborate.py: drops links made by an overlay).
     """
 
     work_side: int = 256
@@ -59,6 +61,7 @@ class RegionConfig:
     same_area: float = 0.85
     clahe_clip: float = 2.0
     clahe_tiles: int = 4
+    corroborate: bool = True
 
 
 DEFAULT_REGION_CONFIG = RegionConfig()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from acnedata.dedup.corroborate import corroborate
+from acnedata.dedup.fill import border_fill
 from acnedata.dedup.keypoints import (
     DEFAULT_REGION_CONFIG,
     Cell,
@@ -204,8 +206,15 @@ def _agreement(
     shape = (thumb_a.shape[1], thumb_a.shape[0])
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     laid = cv2.warpAffine(thumb_b.astype(np.float32), m, shape, flags=flags)
-    ones = np.ones(thumb_b.shape, np.float32)
-    inside = cv2.warpAffine(ones, m, shape, flags=flags) > 0.99
+    # Only picture against picture: a black frame or turned corner on either side is left out,
+    # or its step to the picture agrees between two different framed pictures.
+    fill_a, fill_b = border_fill(thumb_a), border_fill(thumb_b)
+    picture_b = (
+        np.ones(thumb_b.shape, np.float32) if fill_b is None else (~fill_b).astype(np.float32)
+    )
+    inside = cv2.warpAffine(picture_b, m, shape, flags=flags) > 0.99
+    if fill_a is not None:
+        inside &= ~fill_a
     rows, cols = np.nonzero(inside)
     if len(rows) < 64:  # too little shared area at this size to judge: trust the fit
         return 1.0
@@ -335,7 +344,14 @@ def match_within(
 ) -> list[RegionMatch]:
     """Every verified pair (i < j) of images of one collection that share a region."""
     pairs = vote_pairs(feats, feats, config, self_join=True)
-    return verify_pairs(feats, feats, pairs, config, workers)
+    found = verify_pairs(feats, feats, pairs, config, workers)
+    if not config.corroborate:
+        return found
+
+    def verify(more: list[tuple[int, int]]) -> set[tuple[int, int]]:
+        return {(m.a, m.b) for m in verify_pairs(feats, feats, more, config, workers)}
+
+    return corroborate(feats, found, verify)
 
 
 def match_across(
