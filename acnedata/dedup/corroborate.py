@@ -5,8 +5,8 @@ when it is all the two images share (a rotated or mirrored logo laid on the othe
 perfectly). But the overlay belongs to the copy, not to the photo: the photo's other copies do
 not have it. So a link between a and b is kept only when a copy that covers all of a (a `same`
 image, or one a is a crop of) also shares a region with b, or a copy that covers all of b shares
-one with a. A link whose two images have no such copies is kept as it is: nothing can speak
-against it, and a missed link would leak while a kept one only costs a larger group.
+one with a. Only a link whose two images both have such copies is judged; any other is kept as
+it is: a missed link would leak, while a kept one only costs a larger group.
 """
 
 from __future__ import annotations
@@ -48,19 +48,19 @@ def corroborate(
     linked = {(min(m.a, m.b), max(m.a, m.b)) for m in matches}
     covers = covering_copies(matches)
 
-    def witnesses(m) -> list[tuple[int, int]]:
-        """(witness, other side) pairs that would corroborate m, excluding m's own images."""
-        pairs = []
-        for side, other in ((m.a, m.b), (m.b, m.a)):
-            copies = [c for c in covers.get(side, ()) if c != other][:MAX_WITNESSES]
-            pairs += [(min(c, other), max(c, other)) for c in copies]
-        return pairs
+    def witnesses(side: int, other: int) -> list[tuple[int, int]]:
+        """(copy of side, other) pairs, as (i, j) with i < j, that would corroborate the link."""
+        copies = [c for c in covers.get(side, ()) if c != other][:MAX_WITNESSES]
+        return [(min(c, other), max(c, other)) for c in copies if feats[c] is not None]
 
     asked: dict[int, list[tuple[int, int]]] = {}
     for k, m in enumerate(matches):
-        pairs = witnesses(m)
-        if pairs and not any(p in linked for p in pairs):
-            asked[k] = [p for p in pairs if feats[p[0]] is not None and feats[p[1]] is not None]
+        from_a, from_b = witnesses(m.a, m.b), witnesses(m.b, m.a)
+        # Both sides must have copies to ask: an overlay pasted on two photos leaves each photo
+        # its own plain copies, while a heavy crop linked only to its photo has none, and that
+        # link is all that keeps it in its photo's group.
+        if from_a and from_b and not any(p in linked for p in from_a + from_b):
+            asked[k] = from_a + from_b
     confirmed = verify(sorted({p for pairs in asked.values() for p in pairs})) if asked else set()
     dropped = [k for k, pairs in asked.items() if not any(p in confirmed for p in pairs)]
     if dropped:
