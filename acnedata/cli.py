@@ -439,13 +439,15 @@ def search(
 
 def _ray_options(distributor: str, ray_address: str | None) -> Any:
     """RayOptions for --distributor ray, None for local; one-line errors for bad input."""
-    from acnedata.distributed import RayOptions, check_distributor, require_ray
+    from acnedata.distributed import RayOptions, check_distributor, probe_address, require_ray
 
     if check_distributor(distributor) == "local":
         if ray_address:
             raise AcnedataError("--ray-address needs --distributor ray")
         return None
     require_ray()  # fail now, not after the search stage
+    if ray_address:
+        probe_address(ray_address)
     return RayOptions(address=ray_address)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from acnedata.catalog import QUEUED, Catalog
-from acnedata.distributed import RayOptions, require_ray
+from acnedata.distributed import RayOptions, probe_address, require_ray
 from acnedata.distributed.politeness import Broker
 from acnedata.distributed.shards import SHARDS_DIR, ShardReader, finish, leftover_shards, merge
 from acnedata.distributed.worker import PROBE, NotShared, ShardJob, run_shard
@@ -67,9 +67,12 @@ def _connect(ray: Any, options: RayOptions) -> bool:
         return False
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     if options.address:
+        probe_address(options.address)
         kwargs["address"] = options.address
-    elif options.num_cpus:
-        kwargs["num_cpus"] = options.num_cpus
+    else:  # a one-machine cluster: on the loopback, never on the machine's network address
+        kwargs["_node_ip_address"] = "127.0.0.1"
+        if options.num_cpus:
+            kwargs["num_cpus"] = options.num_cpus
     try:
         ray.init(**kwargs)
     except Exception as exc:
