@@ -123,6 +123,7 @@ def main() -> None:
             for name, n in plans:
                 out = work / name.replace(" ", "-")
                 cmd, _, _ = ours_cmd(urls, out, args.workers)
+                cmd.remove("--quiet")  # keep the "download: stored N ... in S s" line
                 if n:
                     ray.init(
                         num_cpus=n,
