@@ -42,6 +42,17 @@ QuietOpt = Annotated[
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON object (shape: README, Scripting).")
 ]
+DistributorOpt = Annotated[
+    str,
+    typer.Option(
+        help="Where downloads run: local (this machine) or ray (a Ray cluster; pip install "
+        "'acnedata[ray]'; the output folder must be on storage every node mounts)."
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(help="With --distributor ray: the cluster to join (default: start one here)."),
+]
 ProcessesOpt = Annotated[
     int | None,
     typer.Option(
@@ -130,6 +141,8 @@ def collect(
     allow_private: Annotated[
         bool, typer.Option(help="Allow loopback/private addresses (mirrors, tests).")
     ] = False,
+    distributor: DistributorOpt = "local",
+    ray_address: RayAddressOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -138,7 +151,8 @@ def collect(
     from acnedata.pipeline import Collector
 
     reporter = RichReporter(quiet or as_json)
-    with Collector(_load(spec, contact, allow_private), out, reporter=reporter) as col:
+    ray = _ray_options(distributor, ray_address)
+    with Collector(_load(spec, contact, allow_private), out, reporter=reporter, ray=ray) as col:
         summary = col.collect(collect_anyway=collect_anyway, retry_failed=retry_failed)
         if summary.stopped_for_portal and not (as_json or quiet):
             console.print(portal_table(summary.portals))
@@ -239,6 +253,8 @@ def fetch(
     ] = 0.0,
     retry_failed: Annotated[bool, typer.Option(help="Retry items whose download failed.")] = False,
     processes: ProcessesOpt = None,
+    distributor: DistributorOpt = "local",
+    ray_address: RayAddressOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -249,6 +265,7 @@ def fetch(
 
     if noassertion not in ("review", "reject"):
         raise AcnedataError(f"--noassertion {noassertion}: use review or reject")
+    ray = _ray_options(distributor, ray_address)
     spec = url_list_spec(
         urls,
         allow_private=allow_private,
@@ -261,7 +278,7 @@ def fetch(
         workers=workers,
     )
     spec = _with_network(spec, workers=workers, per_host=per_host, rate=rate, processes=processes)
-    with Collector(spec, out, reporter=RichReporter(quiet or as_json)) as col:
+    with Collector(spec, out, reporter=RichReporter(quiet or as_json), ray=ray) as col:
         summary = col.build(retry_failed=retry_failed)
         failures = col.catalog.top_reasons("failed", limit=20)
     if not (as_json or quiet):
@@ -319,6 +336,8 @@ def import_(
     ] = "exclude",
     contact: ContactOpt = None,
     allow_private: Annotated[bool, typer.Option(help="Allow loopback/private addresses.")] = False,
+    distributor: DistributorOpt = "local",
+    ray_address: RayAddressOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -327,6 +346,7 @@ def import_(
     from acnedata.http import HttpConfig, PoliteSession
     from acnedata.importer import import_dataset
 
+    ray = _ray_options(distributor, ray_address)
     session = None
     if allow_private:
         session = PoliteSession(
@@ -348,6 +368,7 @@ def import_(
         contact=contact,
         session=session,
         reporter=RichReporter(quiet or as_json),
+        ray=ray,
     )
     _finish(summary, out, as_json, quiet)
 
@@ -414,6 +435,20 @@ def search(
         f"found {found.get('new', 0)} new candidates; licence verdicts: "
         + (", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())) or "none new")
     )
+
+
+def _ray_options(distributor: str, ray_address: str | None) -> Any:
+    """RayOptions for --distributor ray, None for local; one-line errors for bad input."""
+    from acnedata.distributed import RayOptions, check_distributor, probe_address, require_ray
+
+    if check_distributor(distributor) == "local":
+        if ray_address:
+            raise AcnedataError("--ray-address needs --distributor ray")
+        return None
+    require_ray()  # fail now, not after the search stage
+    if ray_address:
+        probe_address(ray_address)
+    return RayOptions(address=ray_address)
 
 
 def _with_network(

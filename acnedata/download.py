@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from queue import Empty, SimpleQueue
+from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from acnedata.catalog import QUEUED, Catalog
@@ -51,9 +52,13 @@ MIN_ITEMS_FOR_PROCESSES = 200  # below this, starting store processes costs more
 INTERRUPT_GRACE = 0.3
 
 
-def recover(catalog: Catalog, out_dir: Path) -> int:
-    """Adopt files a killed run stored but did not commit; returns how many items were adopted."""
-    path = out_dir / JOURNAL
+def recover(catalog: Catalog, out_dir: Path, journal: Path | None = None) -> int:
+    """Adopt files a killed run stored but did not commit; returns how many items were adopted.
+
+    `journal` is the journal to read (default: the single-machine run's, out_dir/JOURNAL); it
+    is removed once read.
+    """
+    path = journal or out_dir / JOURNAL
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
@@ -231,12 +236,55 @@ def _download(
     should_stop: Callable[[], bool],
     lock_fd: int | None = None,
 ) -> dict[str, int]:
-    queue = [
+    return download_items(
+        queued_items(catalog),
+        session,
+        settings,
+        journal,
+        _Batch(catalog, settings.out_dir / IMAGES_DIR),
+        workers,
+        processes,
+        on_done,
+        should_stop,
+        lock_fd,
+    )
+
+
+Item = tuple[int, str, str]  # id, url, source
+
+
+def queued_items(catalog: Catalog) -> list[Item]:
+    """(id, url, source) of every queued item, in id order."""
+    return [
         (int(r[0]), str(r[1]), str(r[2]))
         for r in catalog.db.execute(
             "SELECT id, url, source FROM items WHERE state = ? ORDER BY id", (QUEUED,)
         )
     ]
+
+
+class Sink(Protocol):
+    """Where download_items puts outcomes: the catalog (_Batch) or a Ray worker's shard record."""
+
+    def add(self, outcome: Outcome) -> None: ...
+    def due(self) -> float | None: ...
+    def commit(self) -> None: ...
+
+
+def download_items(
+    queue: list[Item],
+    session: PoliteSession,
+    settings: IntakeSettings,
+    journal: Journal,
+    batch: Sink,
+    workers: int,
+    processes: int | None,
+    on_done: Callable[[Outcome], None] | None,
+    should_stop: Callable[[], bool],
+    lock_fd: int | None = None,
+) -> dict[str, int]:
+    """Download, validate, store and sign `queue`; every outcome goes to `batch`, from this
+    thread only, which commits it at most BATCH_SECONDS late (see download_queued)."""
     counts = {"stored": 0, "failed": 0}
     todo = iter(queue)
     workers = max(1, workers)
@@ -260,7 +308,6 @@ def _download(
         except Exception as exc:  # a bug must not leave the run waiting for this item forever
             finished.put(Outcome(item[0], False, f"internal error: {type(exc).__name__}: {exc}"))
 
-    batch = _Batch(catalog, settings.out_dir / IMAGES_DIR)
     fetching: set[Future[None]] = set()
     expected = received = 0
     try:

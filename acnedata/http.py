@@ -25,7 +25,7 @@ from acnedata.addressguard import AddressGuard, PrivateAddress, is_public_host
 from acnedata.deadline import CANCELLED, DEADLINE, Watch, Watchdog
 from acnedata.errors import NetworkError, SourceError
 from acnedata.fastget import Addresses
-from acnedata.pacing import Host, Pacer
+from acnedata.pacing import Host, HostPacing, Pacer
 from acnedata.robots import (
     ROBOTS_MAX_BYTES,
     ROBOTS_RETRY_TTL,
@@ -282,7 +282,12 @@ class PoliteSession:
         *,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        make_pacer: Callable[[Callable[[float], None], Callable[[], float]], HostPacing]
+        | None = None,
+        robots_cache: robots.RobotsCache | None = None,
     ):
+        """`make_pacer(sleep, clock)` and `robots_cache` replace the session's own per-host
+        pacing and robots.txt cache: a Ray worker shares the cluster's (acnedata.distributed)."""
         self.config = config
         # None: real sleeps that cancel() cuts short (a Retry-After can ask for minutes)
         self._sleep = sleep
@@ -295,15 +300,19 @@ class PoliteSession:
         self._rng = random.Random()
         self._lock = threading.Lock()  # guards the dicts and counters below
         self._count = 0
-        self._pacer = Pacer(
-            interval=config.min_interval,
-            per_host=config.per_host_concurrency,
-            rate=config.rate,
-            concurrency=config.concurrency,
-            sleep=self._pause,
-            clock=clock,
+        self._pacer: HostPacing = (
+            make_pacer(self._pause, clock)
+            if make_pacer
+            else Pacer(
+                interval=config.min_interval,
+                per_host=config.per_host_concurrency,
+                rate=config.rate,
+                concurrency=config.concurrency,
+                sleep=self._pause,
+                clock=clock,
+            )
         )
-        self._robots = robots.RobotsCache(clock)
+        self._robots = robots_cache or robots.RobotsCache(clock)
         self._guard = AddressGuard(
             allow_private=config.allow_private,
             allowed_private_hosts=config.allowed_private_hosts,
@@ -824,7 +833,7 @@ class PoliteSession:
 
     def _host(self, hostname: str) -> Host:
         """The pacing state of a host (for tests that wait for a pause to be set)."""
-        return self._pacer.host(hostname)
+        return self._pacer.host(hostname)  # type: ignore[attr-defined]
 
     def _pause(self, seconds: float) -> None:
         """Sleep; a cancel() ends the sleep at once (the caller then finds it cancelled)."""

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from acnedata import licence_expressions as expressions
 from acnedata.catalog import CATALOG_NAME, Catalog
+from acnedata.distributed import RayOptions
 from acnedata.errors import AcnedataError, DiskFullError, SourceError, is_disk_full
 from acnedata.http import HttpConfig, PoliteSession, redact
 from acnedata.licensing import (
@@ -111,6 +112,7 @@ def import_dataset(
     split_col: str | None = None,
     group_from: str | None = None,
     mosaics: str = "exclude",
+    ray: RayOptions | None = None,
 ) -> Summary:
     """Import a dataset into `out_dir` through the normal pipeline and write its manifest.
 
@@ -131,6 +133,8 @@ def import_dataset(
     `mosaics` ("exclude" or "group") is the [dedup] mosaics policy for images tiled from
     several photos.
     Split folders (train/, test/, ...) give their items that split.
+    `ray`: validate, store and sign the files on a Ray cluster (the extracted folder and
+    `out_dir` must be on storage every node mounts at the same path).
     """
     if mosaics not in MOSAIC_POLICIES:
         raise AcnedataError(
@@ -216,7 +220,7 @@ def import_dataset(
         mosaics=mosaics,
     )
     _refuse_other_catalog(out_dir, spec)
-    with Collector(spec, out_dir, reporter=reporter) as col:
+    with Collector(spec, out_dir, reporter=reporter, ray=ray) as col:
         with col.catalog.transaction():
             ids = col.catalog.add_candidates(cands)
             # an import run again with other provenance options replaces the first run's

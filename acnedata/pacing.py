@@ -6,6 +6,15 @@ import contextlib
 import math
 import threading
 from collections.abc import Callable, Iterator
+from typing import Protocol
+
+
+class HostPacing(Protocol):
+    """What PoliteSession needs of a pacer: Pacer here, LeasedPacer across a Ray cluster."""
+
+    def paced(self, hostname: str) -> contextlib.AbstractContextManager[None]: ...
+    def pause_host(self, hostname: str, seconds: float) -> None: ...
+    def slow_down(self, hostname: str, interval: float) -> None: ...
 
 
 class Host:
@@ -82,18 +91,33 @@ class Pacer:
         with host.lock:
             host.interval = max(host.interval, interval)
 
+    def reserve(self, hostname: str) -> tuple[float, float]:
+        """Reserve the host's next request start without waiting for it: (now, start), both in
+        `clock` time. The distributed broker hands such starts to workers in batches."""
+        host = self.host(hostname)
+        with host.lock:
+            now = self._clock()
+            return now, self._next_start(host, now)
+
     def _wait_turn(self, host: Host) -> None:
         """Reserve the next start slot for this host, then sleep until it (outside the lock)."""
         with host.lock:
             now = self._clock()
-            start = max(now, host.not_before)
-            if host.last_start is not None:
-                start = max(start, host.last_start + host.interval)
-            if host.rate > 0:
-                step = 1.0 / host.rate
-                if host.tat is not None:
-                    start = max(start, host.tat - (host.burst - 1) * step)
-                host.tat = max(host.tat if host.tat is not None else start, start) + step
-            host.last_start = start
+            start = self._next_start(host, now)
         if start > now:
             self._sleep(start - now)
+
+    @staticmethod
+    def _next_start(host: Host, now: float) -> float:
+        """The earliest start the host's interval, bucket and pause allow; reserves it (the
+        caller holds host.lock)."""
+        start = max(now, host.not_before)
+        if host.last_start is not None:
+            start = max(start, host.last_start + host.interval)
+        if host.rate > 0:
+            step = 1.0 / host.rate
+            if host.tat is not None:
+                start = max(start, host.tat - (host.burst - 1) * step)
+            host.tat = max(host.tat if host.tat is not None else start, start) + step
+        host.last_start = start
+        return start

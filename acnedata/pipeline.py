@@ -18,6 +18,7 @@ from acnedata import dedup, licensing, sorting
 from acnedata.catalog import FAILED, FOUND, QUEUED, REJECTED, STORED, Catalog, VerdictRow
 from acnedata.dedup import groups as grouping
 from acnedata.dedup.content import ContentReport, content_stage
+from acnedata.distributed import RayOptions
 from acnedata.download import download_queued
 from acnedata.errors import AcnedataError, DiskFullError, NetworkError
 from acnedata.export import export, final_label
@@ -118,8 +119,11 @@ class Collector:
         *,
         reporter: Reporter | None = None,
         session: PoliteSession | None = None,
+        ray: RayOptions | None = None,
     ):
+        """`ray`: run the download stage on a Ray cluster (acnedata.distributed); None: here."""
         self.spec = spec
+        self.ray = ray
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.reporter = reporter or NullReporter()
@@ -327,20 +331,38 @@ class Collector:
                     describe(f"download {tally['stored']} stored {tally['failed']} failed")
                 progress.advance()
 
-            counts = download_queued(
-                self.catalog,
-                self.session,
-                self.out,
-                self.spec.limits,
-                workers=self.spec.network.concurrency,
-                processes=self.spec.network.processes,
-                on_done=done,
-                # every later item would be downloaded only to fail the same way
-                should_stop=lambda: tally["disk full"] > 0,
-            )
+            if self.ray is not None:
+                from acnedata.distributed.ray_runner import ray_download
+
+                counts = ray_download(
+                    self.catalog,
+                    self.session.config,
+                    self.out,
+                    self.spec.limits,
+                    threads=self.spec.network.concurrency,
+                    options=self.ray,
+                    on_done=done,
+                    should_stop=lambda: tally["disk full"] > 0,
+                )
+            else:
+                counts = self._download_here(done, tally)
         if tally["disk full"]:
             raise DiskFullError(self.out)
         return counts
+
+    def _download_here(self, done: Callable[[Any], None], tally: Counter[str]) -> dict[str, int]:
+        """The download stage on this machine (threads and store processes)."""
+        return download_queued(
+            self.catalog,
+            self.session,
+            self.out,
+            self.spec.limits,
+            workers=self.spec.network.concurrency,
+            processes=self.spec.network.processes,
+            on_done=done,
+            # every later item would be downloaded only to fail the same way
+            should_stop=lambda: tally["disk full"] > 0,
+        )
 
     # --- 5. dedup -------------------------------------------------------------------------
     def dedup(self) -> dict[str, int]:

@@ -1,0 +1,191 @@
+"""`--distributor ray` on a real local Ray cluster against a real local HTTP server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from httpserver import LocalHTTPServer
+from test_cli import assert_one_line_error, run
+from test_crash_resume import N_IMAGES, essence, fetch_cmd, serve, write_urls
+
+from acnedata.distributed.shards import RECORD, SHARDS_DIR, ShardReader
+from acnedata.manifest import load_manifest
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'acnedata[ray]'")
+pytestmark = pytest.mark.ray
+
+PER_HOST = 2
+LOOPBACK = "127.0.0.1"  # the cluster stays on this machine's loopback
+TIMEOUT = 180  # seconds a whole run may take; a hang fails instead of blocking CI
+
+
+@pytest.fixture(scope="module")
+def cluster() -> str:
+    """A Ray instance with two worker CPUs, shared by the module's tests; its address."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address=LOOPBACK)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+def ray_cmd(urls: Path, out: Path, address: str, per_host: int = 4) -> list[str]:
+    """fetch_cmd on the cluster, 4 download threads per worker."""
+    cmd = [*fetch_cmd(urls, out, 0), "--distributor", "ray", "--ray-address", address]
+    cmd[cmd.index("--per-host") + 1] = str(per_host)
+    return cmd
+
+
+def items_without_times(out: Path) -> list[dict]:
+    """The manifest's items, less the time each was found (the runs' clocks differ)."""
+    items = json.loads((out / "manifest.json").read_text("utf-8"))["items"]
+    for item in items:
+        del item["source"]["retrieved_at"]
+    return sorted(items, key=lambda item: item["id"])
+
+
+def test_the_manifest_equals_a_single_machine_run(tmp_path, cluster):
+    with LocalHTTPServer() as server:
+        paths = serve(server)
+        urls = write_urls(tmp_path, server, paths)
+        local, distributed = tmp_path / "local", tmp_path / "ray"
+        subprocess.run(fetch_cmd(urls, local, 0), check=True, timeout=TIMEOUT, capture_output=True)
+        server.counts.clear()
+        subprocess.run(
+            ray_cmd(urls, distributed, cluster), check=True, timeout=TIMEOUT, capture_output=True
+        )
+        assert {p: server.counts[p] for p in paths} == {p: 1 for p in paths}
+    assert items_without_times(distributed) == items_without_times(local)
+    assert essence(distributed) == essence(local)
+    assert len(essence(distributed)) == N_IMAGES  # the two copies share their clusters
+    assert not list((distributed / SHARDS_DIR).glob(f"*{RECORD}"))  # merged, then removed
+
+
+def test_a_per_host_limit_of_two_holds_across_workers_and_robots_is_fetched_once(tmp_path, cluster):
+    lock = threading.Lock()
+    in_flight = peak = 0
+    bodies = {}
+
+    with LocalHTTPServer() as server:
+        paths = serve(server)
+        for path in paths:  # keep each request open a while so that workers overlap
+            bodies[path] = server._routes[path].handler
+
+        def counted(req) -> None:
+            nonlocal in_flight, peak
+            with lock:
+                in_flight += 1
+                peak = max(peak, in_flight)
+            try:
+                bodies[req.path](req)
+            finally:
+                with lock:
+                    in_flight -= 1
+
+        for path in paths:
+            server.route(path, handler=counted)
+        urls = write_urls(tmp_path, server, paths)
+        out = tmp_path / "out"
+        proc = subprocess.run(
+            ray_cmd(urls, out, cluster, per_host=PER_HOST), timeout=TIMEOUT, capture_output=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        robots = server.counts["/robots.txt"]
+    assert peak == PER_HOST  # reached (the test has teeth), never exceeded
+    assert robots == 1
+    assert len(essence(out)) == N_IMAGES
+
+
+def _item_id(out: Path, url: str) -> int:
+    with sqlite3.connect(out / "catalog.sqlite") as con:
+        return con.execute("SELECT id FROM items WHERE url = ?", (url,)).fetchone()[0]
+
+
+def _wait(condition, what: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert proc.poll() is None, f"the run ended before {what}"
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_a_worker_killed_mid_run_loses_nothing_and_nothing_is_fetched_twice(tmp_path, cluster):
+    blocked, arrived, release = "/img/7.jpg", threading.Event(), threading.Event()
+    with LocalHTTPServer() as server:
+        paths = serve(server)
+        normal = server._routes[blocked].handler
+
+        def hold(req) -> None:  # the first request waits until its worker was killed
+            if not arrived.is_set():
+                arrived.set()
+                release.wait(TIMEOUT)
+                return  # its client is dead by now
+            normal(req)
+
+        server.route(blocked, handler=hold)
+        urls = write_urls(tmp_path, server, paths)
+        out = tmp_path / "out"
+        proc = subprocess.Popen(
+            ray_cmd(urls, out, cluster), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            _wait(arrived.is_set, "the blocked request arrived", proc)
+            blocked_id = _item_id(out, server.url(blocked))
+            reader = ShardReader(out)
+            name, header = next(
+                (n, h) for n, h in reader.headers().items() if blocked_id in h["items"]
+            )
+            record = out / SHARDS_DIR / f"{name}{RECORD}"
+            # Every other item of the shard is recorded: only the blocked one is in flight.
+            _wait(
+                lambda: len(record.read_text().splitlines()) - 1 == len(header["items"]) - 1,
+                "the rest of the shard was recorded",
+                proc,
+            )
+            os.kill(header["pid"], signal.SIGKILL)
+            release.set()
+            _, stderr = proc.communicate(timeout=TIMEOUT)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, stderr
+        counts = {p: server.counts[p] for p in paths}
+
+    # Each image was fetched once; the blocked one twice: by the killed worker, then its heir.
+    assert counts == {p: 2 if p == blocked else 1 for p in paths}
+    assert len(essence(out)) == N_IMAGES
+    assert all(item["sha256"] for item in load_manifest(out / "manifest.json").items)
+    verified = run("verify", str(out), "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)
+
+
+def test_an_unreachable_cluster_is_one_line_naming_the_address(tmp_path):
+    with LocalHTTPServer() as server:
+        urls = write_urls(tmp_path, server, serve(server)[:2])
+        proc = run(
+            "fetch",
+            str(urls),
+            "--out",
+            str(tmp_path / "out"),
+            "--allow-private",
+            "--distributor",
+            "ray",
+            "--ray-address",
+            "127.0.0.1:9",
+        )
+    assert_one_line_error(proc, "--ray-address 127.0.0.1:9")
+
+
+def test_a_distributor_that_does_not_exist_is_one_line(tmp_path):
+    proc = run("fetch", "urls.csv", "--out", str(tmp_path), "--distributor", "spark")
+    assert_one_line_error(proc, "--distributor spark", "local or ray")
