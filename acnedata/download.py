@@ -186,11 +186,12 @@ def download_queued(
         recover(catalog, out_dir)
         journal = Journal(out_dir / JOURNAL)
         try:
-            counts = _download(
-                catalog,
+            counts = download_items(
+                queued_items(catalog),
                 session,
                 IntakeSettings(out_dir, limits, journal.path),
                 journal,
+                _Batch(catalog, out_dir / IMAGES_DIR),
                 workers,
                 processes,
                 on_done,
@@ -223,31 +224,6 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):  # not on Linux
         return os.cpu_count() or 1
-
-
-def _download(
-    catalog: Catalog,
-    session: PoliteSession,
-    settings: IntakeSettings,
-    journal: Journal,
-    workers: int,
-    processes: int | None,
-    on_done: Callable[[Outcome], None] | None,
-    should_stop: Callable[[], bool],
-    lock_fd: int | None = None,
-) -> dict[str, int]:
-    return download_items(
-        queued_items(catalog),
-        session,
-        settings,
-        journal,
-        _Batch(catalog, settings.out_dir / IMAGES_DIR),
-        workers,
-        processes,
-        on_done,
-        should_stop,
-        lock_fd,
-    )
 
 
 Item = tuple[int, str, str]  # id, url, source
