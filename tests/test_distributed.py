@@ -71,20 +71,27 @@ def test_the_manifest_equals_a_single_machine_run(tmp_path, cluster):
 
 def test_a_per_host_limit_of_two_holds_across_workers_and_robots_is_fetched_once(tmp_path, cluster):
     lock = threading.Lock()
-    in_flight = peak = 0
+    in_flight = peak = started = 0
     bodies = {}
+    # The first requests are held until PER_HOST of them are in flight at once, so the limit is
+    # surely reached (the test has teeth) however the machine schedules the workers.
+    first = threading.Barrier(PER_HOST)
 
     with LocalHTTPServer() as server:
         paths = serve(server)
-        for path in paths:  # keep each request open a while so that workers overlap
+        for path in paths:
             bodies[path] = server._routes[path].handler
 
         def counted(req) -> None:
-            nonlocal in_flight, peak
+            nonlocal in_flight, peak, started
             with lock:
                 in_flight += 1
                 peak = max(peak, in_flight)
+                started += 1
+                held = started <= PER_HOST
             try:
+                if held:
+                    first.wait(TIMEOUT)
                 bodies[req.path](req)
             finally:
                 with lock:
@@ -167,6 +174,64 @@ def test_a_worker_killed_mid_run_loses_nothing_and_nothing_is_fetched_twice(tmp_
     verified = run("verify", str(out), "--json")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert json.loads(verified.stdout)
+
+
+def _finished(out: Path) -> int:
+    """Items done: merged into the catalog, or still only in a shard record (a record holds a
+    header line, then a line per item, and goes once its shard is merged)."""
+    done = set()
+    for record in (out / SHARDS_DIR).glob(f"*{RECORD}"):
+        lines = record.read_text().splitlines()[1:]
+        done |= {json.loads(line)["id"] for line in lines if line.endswith("}")}
+    with sqlite3.connect(out / "catalog.sqlite") as con:
+        done |= {r[0] for r in con.execute("SELECT id FROM items WHERE state != 'queued'")}
+    return len(done)
+
+
+def test_a_driver_killed_mid_run_resumes_from_the_catalog_and_shard_records(tmp_path, cluster):
+    blocked, arrived, release = "/img/7.jpg", threading.Event(), threading.Event()
+    with LocalHTTPServer() as server:
+        paths = serve(server)
+        normal = server._routes[blocked].handler
+
+        def hold(req) -> None:  # the first request waits until driver and worker were killed
+            if not arrived.is_set():
+                arrived.set()
+                release.wait(TIMEOUT)
+                return
+            normal(req)
+
+        server.route(blocked, handler=hold)
+        urls = write_urls(tmp_path, server, paths)
+        out = tmp_path / "out"
+        first = subprocess.Popen(
+            ray_cmd(urls, out, cluster), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            _wait(arrived.is_set, "the blocked request arrived", first)
+            # Everything else is in a shard record (not yet all merged): only the blocked one
+            # is in flight when the driver dies, and with it the worker that holds it.
+            _wait(lambda: _finished(out) == len(paths) - 1, "the rest was recorded", first)
+            blocked_id = _item_id(out, server.url(blocked))
+            holder = next(
+                h for h in ShardReader(out).headers().values() if blocked_id in h["items"]
+            )
+            first.kill()
+            first.wait(TIMEOUT)
+            os.kill(holder["pid"], signal.SIGKILL)
+        finally:
+            release.set()
+            if first.poll() is None:
+                first.kill()
+        again = subprocess.run(ray_cmd(urls, out, cluster), timeout=TIMEOUT, capture_output=True)
+        assert again.returncode == 0, again.stderr
+        counts = {p: server.counts[p] for p in paths}
+
+    # What the first run stored is kept: only the blocked image is fetched a second time.
+    assert counts == {p: 2 if p == blocked else 1 for p in paths}
+    assert len(essence(out)) == N_IMAGES
+    verified = run("verify", str(out), "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_an_unreachable_cluster_is_one_line_naming_the_address(tmp_path):

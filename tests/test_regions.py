@@ -181,6 +181,24 @@ def test_two_pictures_on_the_same_turned_black_frame_share_no_region():
     assert match is not None and match.relation == "same"
 
 
+def test_a_small_picture_on_a_frame_is_compared_whole_when_its_cells_are_too_small():
+    # A small picture on a black frame is a few thumbnail pixels a cell of the 8x8 grid; every
+    # cell was skipped and the fit trusted (a 180-degree turn of another framed picture, on the
+    # transform bench, scored 1.0; compared whole, 0.30).
+    rng = np.random.default_rng(5)
+
+    def framed_thumb(patch: np.ndarray) -> np.ndarray:
+        thumb = np.zeros((64, 64), np.uint8)
+        thumb[25:39, 25:39] = patch
+        return thumb
+
+    one, other = (rng.integers(60, 200, (14, 14), dtype=np.uint8) for _ in range(2))
+    same_place = np.float32([[1, 0, 0], [0, 1, 0]])
+    size = (256, 256)
+    assert regions._agreement(same_place, framed_thumb(one), size, framed_thumb(other), size) < 0.6
+    assert regions._agreement(same_place, framed_thumb(one), size, framed_thumb(one), size) > 0.9
+
+
 def test_two_crops_that_overlap_keep_their_link_through_the_photo():
     original = photo(60)
     left = crop(original, (0.0, 0.0, 0.65, 1.0))

@@ -216,9 +216,9 @@ def _agreement(
     if fill_a is not None:
         inside &= ~fill_a
     rows, cols = np.nonzero(inside)
-    if len(rows) < 64:  # too little shared area at this size to judge: trust the fit
-        return 1.0
     a = thumb_a.astype(np.float32)
+    if len(rows) < 16:  # too little shared area at this size to judge: trust the fit
+        return 1.0
     scores = []
     # Cell by cell (8x8) over the shared area, and the median: an overlay two different photos
     # share agrees in its own cells only, and a copy with a logo added disagrees in those only.
@@ -229,12 +229,24 @@ def _agreement(
             keep = inside[cell]
             if keep.sum() < 12:
                 continue
-            x, y = a[cell][keep], laid[cell][keep]
-            if x.std() < 2 or y.std() < 2:
-                continue  # flat (a black fill or frame, a clipped sky): says nothing either way
-            x, y = x - x.mean(), y - y.mean()
-            scores.append(float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum())))
-    return float(np.median(scores)) if scores else 1.0
+            score = _correlation(a[cell][keep], laid[cell][keep])
+            if score is not None:
+                scores.append(score)
+    if scores:
+        return float(np.median(scores))
+    # No cell large enough (a small picture on a frame is a few thumbnail pixels a cell): one
+    # correlation over all of the shared area, or trust the fit if even that is flat.
+    whole = _correlation(a[inside], laid[inside])
+    return 1.0 if whole is None else whole
+
+
+def _correlation(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Pearson correlation of two pixel sets, None if either is flat (a black fill or frame,
+    a clipped sky: says nothing either way)."""
+    if x.std() < 2 or y.std() < 2:
+        return None
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
 
 
 def verify_pair(
