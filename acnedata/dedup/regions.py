@@ -36,6 +36,7 @@ __all__ = [  # the region API in one place: keypoints and votes live in modules 
     "RegionConfig",
     "RegionMatch",
     "can_fork",
+    "corroborated",
     "features",
     "match_across",
     "match_within",
@@ -357,8 +358,17 @@ def match_within(
     """Every verified pair (i < j) of images of one collection that share a region."""
     pairs = vote_pairs(feats, feats, config, self_join=True)
     found = verify_pairs(feats, feats, pairs, config, workers)
-    if not config.corroborate:
-        return found
+    return corroborated(feats, found, config, workers) if config.corroborate else found
+
+
+def corroborated(
+    feats: Sequence[Features | None],
+    found: list[RegionMatch],
+    config: RegionConfig = DEFAULT_REGION_CONFIG,
+    workers: int | None = None,
+) -> list[RegionMatch]:
+    """found (one collection's verified pairs) less the links an overlay made: see
+    corroborate.py; the pairs it must check are verified here."""
 
     def verify(more: list[tuple[int, int]]) -> set[tuple[int, int]]:
         return {(m.a, m.b) for m in verify_pairs(feats, feats, more, config, workers)}
