@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from httpserver import LocalHTTPServer
 from test_cli import assert_one_line_error, run
+from test_cli_scripting import class_folders
 from test_crash_resume import N_IMAGES, essence, fetch_cmd, serve, write_urls
 
 from acnedata.distributed.shards import RECORD, SHARDS_DIR, ShardReader
@@ -48,7 +49,7 @@ def items_without_times(out: Path) -> list[dict]:
     """The manifest's items, less the time each was found (the runs' clocks differ)."""
     items = json.loads((out / "manifest.json").read_text("utf-8"))["items"]
     for item in items:
-        del item["source"]["retrieved_at"]
+        item["source"].pop("retrieved_at", None)
     return sorted(items, key=lambda item: item["id"])
 
 
@@ -176,62 +177,16 @@ def test_a_worker_killed_mid_run_loses_nothing_and_nothing_is_fetched_twice(tmp_
     assert json.loads(verified.stdout)
 
 
-def _finished(out: Path) -> int:
-    """Items done: merged into the catalog, or still only in a shard record (a record holds a
-    header line, then a line per item, and goes once its shard is merged)."""
-    done = set()
-    for record in (out / SHARDS_DIR).glob(f"*{RECORD}"):
-        lines = record.read_text().splitlines()[1:]
-        done |= {json.loads(line)["id"] for line in lines if line.endswith("}")}
-    with sqlite3.connect(out / "catalog.sqlite") as con:
-        done |= {r[0] for r in con.execute("SELECT id FROM items WHERE state != 'queued'")}
-    return len(done)
-
-
-def test_a_driver_killed_mid_run_resumes_from_the_catalog_and_shard_records(tmp_path, cluster):
-    blocked, arrived, release = "/img/7.jpg", threading.Event(), threading.Event()
-    with LocalHTTPServer() as server:
-        paths = serve(server)
-        normal = server._routes[blocked].handler
-
-        def hold(req) -> None:  # the first request waits until driver and worker were killed
-            if not arrived.is_set():
-                arrived.set()
-                release.wait(TIMEOUT)
-                return
-            normal(req)
-
-        server.route(blocked, handler=hold)
-        urls = write_urls(tmp_path, server, paths)
-        out = tmp_path / "out"
-        first = subprocess.Popen(
-            ray_cmd(urls, out, cluster), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            _wait(arrived.is_set, "the blocked request arrived", first)
-            # Everything else is in a shard record (not yet all merged): only the blocked one
-            # is in flight when the driver dies, and with it the worker that holds it.
-            _wait(lambda: _finished(out) == len(paths) - 1, "the rest was recorded", first)
-            blocked_id = _item_id(out, server.url(blocked))
-            holder = next(
-                h for h in ShardReader(out).headers().values() if blocked_id in h["items"]
-            )
-            first.kill()
-            first.wait(TIMEOUT)
-            os.kill(holder["pid"], signal.SIGKILL)
-        finally:
-            release.set()
-            if first.poll() is None:
-                first.kill()
-        again = subprocess.run(ray_cmd(urls, out, cluster), timeout=TIMEOUT, capture_output=True)
-        assert again.returncode == 0, again.stderr
-        counts = {p: server.counts[p] for p in paths}
-
-    # What the first run stored is kept: only the blocked image is fetched a second time.
-    assert counts == {p: 2 if p == blocked else 1 for p in paths}
-    assert len(essence(out)) == N_IMAGES
-    verified = run("verify", str(out), "--json")
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+def test_an_import_on_the_cluster_equals_a_local_import(tmp_path, cluster):
+    source = class_folders(tmp_path / "src")
+    outs = {}
+    for name, extra in (("local", []), ("ray", ["--distributor", "ray", "--ray-address", cluster])):
+        outs[name] = tmp_path / name
+        args = ["import", str(source), "--out", str(outs[name]), "--licence", "CC-BY-4.0"]
+        proc = run(*args, *extra)
+        assert proc.returncode == 0, proc.stderr
+    assert items_without_times(outs["ray"]) == items_without_times(outs["local"])
+    assert len(essence(outs["ray"])) == 6
 
 
 def test_an_unreachable_cluster_is_one_line_naming_the_address(tmp_path):

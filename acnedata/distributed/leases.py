@@ -147,12 +147,20 @@ class LeasedPacer:
         lease.starts.extend(now + offset for offset in grant.starts)
 
     def _idle(self, but: str = "") -> dict[str, int]:
-        """Take back from the books, to return them, slots no thread here uses or waits for."""
+        """Take back from the books, to return them, slots no thread here uses or waits for.
+
+        Spare slots go back even while others of the host are in use: one slow request must
+        not keep the rest of the host's slots from the other workers (it did, for as long as
+        the request took, up to the HTTP timeout).
+        """
         back = {}
         for host, lease in self._hosts.items():
-            if host != but and lease.slots and not lease.in_use and not lease.waiting:
-                back[host], lease.slots = lease.slots, 0
-                lease.starts.clear()  # reserved for a slot given back
+            spare = lease.slots - lease.in_use - lease.waiting
+            if host != but and spare > 0:
+                back[host] = spare
+                lease.slots -= spare
+                if not lease.slots:
+                    lease.starts.clear()  # reserved for a slot given back
         return back
 
     def _keep(self) -> None:
