@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from httpserver import LocalHTTPServer
-from imagefactory import make_image
 from test_cli import assert_one_line_error, run
+from test_cli_scripting import class_folders
 from test_crash_resume import N_IMAGES, essence, fetch_cmd, serve, write_urls
 
 from acnedata.distributed.shards import RECORD, SHARDS_DIR, ShardReader
@@ -178,13 +178,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_nothing_is_fetched_twice(tmp_
 
 
 def test_an_import_on_the_cluster_equals_a_local_import(tmp_path, cluster):
-    source = tmp_path / "src"
-    for c, label in enumerate(("comedonal", "papular")):
-        (source / label).mkdir(parents=True)
-        for k in range(3):
-            make_image(c * 10 + k, size=(40, 40), seed=70 + c * 10 + k).save(
-                source / label / f"{k}.png"
-            )
+    source = class_folders(tmp_path / "src")
     outs = {}
     for name, extra in (("local", []), ("ray", ["--distributor", "ray", "--ray-address", cluster])):
         outs[name] = tmp_path / name

@@ -358,20 +358,19 @@ def match_within(
     """Every verified pair (i < j) of images of one collection that share a region."""
     pairs = vote_pairs(feats, feats, config, self_join=True)
     found = verify_pairs(feats, feats, pairs, config, workers)
-    return corroborated(feats, found, config, workers) if config.corroborate else found
+    return corroborated(feats, found, config) if config.corroborate else found
 
 
 def corroborated(
     feats: Sequence[Features | None],
     found: list[RegionMatch],
     config: RegionConfig = DEFAULT_REGION_CONFIG,
-    workers: int | None = None,
 ) -> list[RegionMatch]:
     """found (one collection's verified pairs) less the links an overlay made: see
-    corroborate.py; the pairs it must check are verified here."""
+    corroborate.py; the few pairs it must check are verified here, in this process."""
 
-    # In this process: a second pool forked here (in-process CLI runs in the test suite) left
-    # later subprocesses deaf to Ctrl-C; the pairs are few (3.7 s of 480 at 10k images).
+    # No second worker pool: with one forked here (from the pytest process, by in-process CLI
+    # runs), two Ctrl-C tests later failed in full-suite runs; why is not understood yet.
     def verify(more: list[tuple[int, int]]) -> set[tuple[int, int]]:
         return {(m.a, m.b) for m in verify_pairs(feats, feats, more, config, workers=1)}
 
