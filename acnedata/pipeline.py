@@ -451,7 +451,9 @@ class Collector:
 
     def dedup_config(self) -> dedup.DedupConfig:
         return dedup.DedupConfig(
-            hash_threshold=self.spec.phash_threshold, verify_threshold=self.spec.verify_threshold
+            hash_threshold=self.spec.phash_threshold,
+            verify_threshold=self.spec.verify_threshold,
+            detail_threshold=self.spec.detail_threshold,
         )
 
     # --- 6. sort --------------------------------------------------------------------------

@@ -127,6 +127,7 @@ class DatasetSpec:
     keywords: tuple[str, ...] = ()
     phash_threshold: int = 8
     verify_threshold: float = 0.94
+    detail_threshold: float = 0.25  # fine detail must agree too (dedup.DedupConfig)
     regions: bool = True  # region-level matching (crops, mosaic tiles, overlaps) → groups
     mosaics: str = "exclude"  # or "group": what happens to images tiled from 2-4 photos
     sort_margin: float = 1.0
@@ -320,7 +321,7 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         sources[src_name] = SourceSpec(src_name, base_url, options)
 
     dedup = _Reader(r.table("dedup"), where, prefix="dedup.").only(
-        "phash_threshold", "verify_threshold", "regions", "mosaics"
+        "phash_threshold", "verify_threshold", "detail_threshold", "regions", "mosaics"
     )
     mosaics = dedup.string("mosaics", default="exclude")
     if mosaics not in MOSAIC_POLICIES:
@@ -343,6 +344,7 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
         keywords=tuple(r.string_list("keywords", default=[name])),
         phash_threshold=dedup.integer("phash_threshold", default=8, minimum=0),
         verify_threshold=dedup.number("verify_threshold", default=0.94, minimum=0.0),
+        detail_threshold=dedup.number("detail_threshold", default=0.25, minimum=-1.0),
         regions=dedup.boolean("regions", default=True),
         mosaics=mosaics,
         sort_margin=sort.number("margin", default=1.0, minimum=0.0),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import math
@@ -30,6 +31,7 @@ from acnedata.dedup import (
     regions,
     signature_files,
     verification_scores,
+    verified,
 )
 from acnedata.dedup.mosaics import find_mosaic_file
 
@@ -262,12 +264,53 @@ MOSAICS: dict[str, float] = {"mosaic tile, 2x2 even": 0.5, "mosaic tile, 2x2 sea
 KINDS = [*TRANSFORMS, *MOSAICS]
 
 
-def pick_originals(folder: Path, n: int, seed: int) -> tuple[list[Path], int]:
+# Copies the screen sees each candidate as, besides itself: resampled to another shape, the
+# matcher finds other keypoints, and two photos of one scene that it misses as they are show up.
+SCREEN_VIEWS = ("height x0.7", "aspect 1.6")
+
+
+def screen_links(candidates: list[Path], work: Path) -> dict[int, set[int]]:
+    """Candidate index -> the candidates the region matcher links it to, any view to any view.
+
+    The set holds a few photos under two uploads (shifted by a few pixels, cropped, or pasted
+    into a collage, and overlapping shots of one patch of skin), and a bench whose truth calls
+    them strangers counts every right link between them as false. Corroboration is off here:
+    it would ask a candidate's views to agree, and one view's link is enough to doubt a pair.
+    """
+    folder = work / "screen"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    paths, owner = [], []
+    for k, path in enumerate(candidates):
+        paths.append(str(path))
+        owner.append(k)
+        rgb = _rgb(path)
+        for v, view in enumerate(SCREEN_VIEWS):
+            view_path = folder / f"c{k:04d}_v{v}.png"
+            TRANSFORMS[view](rgb).save(view_path)  # type: ignore[union-attr]
+            paths.append(str(view_path))
+            owner.append(k)
+    scanned = content.scan_files(paths)
+    feats = [result[1] if result else None for result in scanned]
+    config = dataclasses.replace(regions.DEFAULT_REGION_CONFIG, corroborate=False)
+    linked: dict[int, set[int]] = defaultdict(set)
+    for m in regions.match_within(feats, config):
+        a, b = owner[m.a], owner[m.b]
+        if a != b:
+            linked[a].add(b)
+            linked[b].add(a)
+    return linked
+
+
+def pick_originals(
+    folder: Path, n: int, seed: int, work: Path
+) -> tuple[list[Path], int, list[tuple[Path, Path]]]:
     """n distinct source photos: one file per Roboflow '.rf.' prefix (the rest are augmented
     copies of it), never a mosaic (find_mosaic_file), skipping any whose plain pHash is within 10
-    bits of one already picked or that the region matcher links to one: the set holds a few
-    photos under two uploads (shifted by a few pixels, or cropped), and a bench whose truth calls
-    them strangers counts every right link between them as false. Returns (picked, skipped)."""
+    bits of one already picked or that screen_links links to one. Returns (picked, skipped, the
+    pairs skipped for a shared region: each is shown in WORK/screened.png for a person to check).
+    """
     by_stem: dict[str, Path] = {}
     for path in sorted(folder.glob("*.jpg")):
         stem = path.name.split(".rf.")[0]
@@ -275,26 +318,34 @@ def pick_originals(folder: Path, n: int, seed: int) -> tuple[list[Path], int]:
             by_stem[stem] = path
     candidates = sorted(by_stem.values())
     random.Random(seed).shuffle(candidates)
-    scanned = content.scan_files([str(p) for p in candidates])
-    linked: dict[int, set[int]] = {}
-    for m in regions.match_within([result[1] if result else None for result in scanned]):
-        linked.setdefault(m.a, set()).add(m.b)
-        linked.setdefault(m.b, set()).add(m.a)
+    linked = screen_links(candidates, work)
     picked: list[int] = []
     hashes: list[int] = []
     skipped = 0
+    screened: list[tuple[Path, Path]] = []
     for k, path in enumerate(candidates):
         if len(picked) == n:
             break
         h = int(perceptual_hash(path), 16)
-        if any((h ^ other).bit_count() <= 10 for other in hashes) or linked.get(k, set()) & set(
-            picked
-        ):
+        shared = sorted(linked.get(k, set()) & set(picked))
+        if any((h ^ other).bit_count() <= 10 for other in hashes) or shared:
             skipped += 1
+            screened += [(candidates[j], path) for j in shared]
             continue
         picked.append(k)
         hashes.append(h)
-    return [candidates[k] for k in picked], skipped
+    return [candidates[k] for k in picked], skipped, screened
+
+
+def contact_sheet(pairs: list[tuple[Path, Path]], out: Path, side: int = 160) -> None:
+    """The pairs side by side, a row each, for a person to confirm they share content."""
+    sheet = Image.new("RGB", (2 * side + 30, max(1, len(pairs)) * (side + 10)), "white")
+    for row, pair in enumerate(pairs):
+        for col, path in enumerate(pair):
+            im = _rgb(path)
+            im.thumbnail((side, side))
+            sheet.paste(im, (col * (side + 10), row * (side + 10)))
+    sheet.save(out)
 
 
 def _rgb(path: Path) -> Image.Image:
@@ -405,11 +456,10 @@ def ours(
     ci, cj = candidate_pairs(items, config.hash_threshold)
     pairs = list(zip(ci.tolist(), cj.tolist(), strict=True))
     scores = verification_scores(items, pairs, config).tolist()
+    joined = verified(items, pairs, scores, config)
     seconds = time.perf_counter() - t0
     edges = {
-        tuple(sorted((names[i], names[j])))
-        for (i, j), s in zip(pairs, scores, strict=True)
-        if s >= config.verify_threshold
+        tuple(sorted((names[i], names[j]))) for (i, j), ok in zip(pairs, joined, strict=True) if ok
     }
     return edges, seconds, items, list(zip(pairs, scores, strict=True))  # type: ignore[return-value]
 
@@ -464,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no dataset at {args.dir}; pass --dir", file=sys.stderr)
         return 1
 
-    picked, skipped = pick_originals(args.dir, args.n * 4, args.seed)
+    picked, skipped, screened = pick_originals(args.dir, args.n * 4, args.seed, args.work)
     originals, fillers = picked[: args.n], picked[args.n :]
     if len(fillers) < 3 * len(originals):
         print(f"only {len(picked)} distinct photos: -n at most {len(picked) // 4}", file=sys.stderr)
@@ -480,6 +530,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(names)} files, {copies} copies, {true_pairs} true pairs; mosaic tiles filled with "
         f"{3 * len(originals)} photos of other uploads"
     )
+    if screened:
+        contact_sheet(screened, args.work / "screened.png")
+        print(
+            f"  {len(screened)} candidates skipped for a region shared with one picked "
+            f"(pairs shown in {args.work / 'screened.png'}):"
+        )
+        for a, b in screened:
+            print(f"    {a.name} ~ {b.name}")
     cfg = DEFAULT_CONFIG
     print(
         f"ours: candidates at <= {cfg.hash_threshold} bits (pHash vs the other's pHash, "

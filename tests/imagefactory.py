@@ -87,3 +87,18 @@ def make_soft_skin(seed: int, side: int = 128) -> Image.Image:
         img += patch[..., None] * np.array([25, -20, -20]) * rng.uniform(-1, 1)
     img += rng.normal(0, 2, img.shape)
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def make_lit_cheek(detail_seed: int, side: int = 128) -> Image.Image:
+    """A cheek lit from one side: the same light fall-off for every seed, and 150 faint pores
+    and spots of the seed's own. Two of these share their shading and nothing else."""
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    shade = 1 + 0.25 * (xx - 0.5) + 0.15 * np.exp(-((xx - 0.3) ** 2 + (yy - 0.4) ** 2) / 0.08)
+    img = np.array([200, 150, 130.0])[None, None, :] * shade[..., None]
+    rng = np.random.default_rng(detail_seed)
+    for _ in range(150):
+        cx, cy = rng.uniform(0, 1, 2)
+        s = rng.uniform(0.008, 0.02)
+        spot = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s))
+        img += spot[..., None] * np.array([7, -17.5, -14]) * rng.uniform(0.5, 1.0)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))

@@ -229,7 +229,10 @@ def test_ctrl_c_during_a_trickle_stops_fetch_within_2_s_and_the_same_command_res
             server.route(path, handler=handler)
         urls = write_urls(tmp_path, [server.url(p) for p in images])
         cmd = fetch_cmd(urls, out, processes=0)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        # faulthandler: a fetch still running at HANG is aborted, and prints where each of
+        # its threads stood (in the failure message below)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
+               "PYTHONFAULTHANDLER": "1"}  # fmt: skip
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
         )
@@ -246,10 +249,13 @@ def test_ctrl_c_during_a_trickle_stops_fetch_within_2_s_and_the_same_command_res
             for t in trickles.values():
                 t.stop.set()
             if proc.poll() is None:
+                proc.send_signal(signal.SIGABRT)  # faulthandler dumps every thread's stack
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
                 proc.kill()
             stderr = proc.communicate()[1]
         print(f"SIGINT to exit: {took:.3f} s")
-        assert took < 2.0, f"fetch took {took:.1f} s to stop after SIGINT"
+        assert took < 2.0, f"fetch took {took:.1f} s to stop after SIGINT; stderr: {stderr[-6000:]}"
         assert proc.returncode == 130, stderr
         assert "interrupted" in stderr and "run the same command again" in stderr
         assert "Traceback" not in stderr

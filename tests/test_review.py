@@ -270,7 +270,7 @@ def test_cli_serves_until_ctrl_c_then_rewrites_the_manifest(out):
     c = conflict(queue(out))
     code = "import typer; from acnedata.review import review_command; typer.run(review_command)"
     proc = subprocess.Popen(
-        [sys.executable, "-u", "-c", code, str(out), "--no-browser"],
+        [sys.executable, "-u", "-X", "faulthandler", "-c", code, str(out), "--no-browser"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -290,7 +290,12 @@ def test_cli_serves_until_ctrl_c_then_rewrites_the_manifest(out):
         )
         assert r.status_code == 200
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=20)
+        try:
+            stdout, stderr = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler dumps every thread's stack
+            stderr = proc.communicate(timeout=10)[1]
+            pytest.fail(f"review did not stop within 20 s of SIGINT; stderr: {stderr[-6000:]}")
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr

@@ -67,6 +67,19 @@ base_url = "http://127.0.0.1:9/w/api.php"
     assert spec.class_named("b").all_terms() == ["b"]
 
 
+def test_dedup_thresholds_reach_the_whole_image_verification(tmp_path):
+    from acnedata.dedup import DEFAULT_CONFIG
+    from acnedata.pipeline import Collector
+
+    spec = load_spec(write(tmp_path, MINIMAL + "[dedup]\ndetail_threshold = -1\n"))
+    assert spec.detail_threshold == -1.0
+    collector = Collector(spec, tmp_path / "out")
+    config = collector.dedup_config()
+    collector.close()
+    assert (config.detail_threshold, config.verify_threshold) == (-1.0, 0.94)
+    assert load_spec(write(tmp_path, MINIMAL)).detail_threshold == DEFAULT_CONFIG.detail_threshold
+
+
 def test_disabled_source_is_dropped(tmp_path):
     spec = load_spec(write(tmp_path, MINIMAL + "[sources.commons]\nenabled = false\n"))
     assert "commons" not in spec.sources
@@ -83,6 +96,7 @@ def test_disabled_source_is_dropped(tmp_path):
         ('[[classes]]\nname = "beta"\n', "'beta' is used twice"),
         ('contact = "late@example.org"\n', "classes[1].contact is not a key we know"),
         ("[limits]\nper_clas = 3\n", "limits.per_clas is not a key we know"),
+        ("[dedup]\ndetail_threshold = -2\n", "dedup.detail_threshold must be at least -1"),
     ],
 )
 def test_malformed_spec_gets_one_line_naming_file_and_key(tmp_path, extra, fragment):

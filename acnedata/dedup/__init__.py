@@ -22,6 +22,7 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageOps
 
+from acnedata.dedup.detail import high_pass
 from acnedata.dedup.fill import border_fill
 from acnedata.images import ALLOWED_FORMATS, load_rgb, to_rgb
 
@@ -48,11 +49,20 @@ class DedupConfig:
         any hash of the other (its own pHash, the 7 flips/turns, rotations, crops).
       verify_threshold: a candidate is joined when the best-alignment correlation of the two
         verification thumbnails reaches this value (1 = identical up to a monotone tone curve).
+      sure_threshold / detail_threshold: a candidate verified below sure_threshold is joined
+        only if the two thumbnails' fine detail (detail.high_pass: the shading taken out) also
+        correlates at detail_threshold or more at its best alignment. Smooth skin close-ups lit
+        alike reach 0.94 on shading alone while their detail does not correlate (0.12-0.19);
+        95% of true copies in that band keep 0.36 or more (bench/dedup_quality.py). Over
+        sure_threshold the shading is trusted alone: no two different photos there reached
+        it, and checking every pair's detail doubled the verification's time.
       verify_angles / verify_zooms: alignments tried by verification, besides the 8 flips/turns.
     """
 
     hash_threshold: int = 8
     verify_threshold: float = 0.94
+    sure_threshold: float = 0.97
+    detail_threshold: float = 0.25
     query_angles: tuple[float, ...] = (5.0, 10.0, 15.0)
     crop_side: float = 0.9
     verify_angles: tuple[float, ...] = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
@@ -873,6 +883,12 @@ def _warps(size: int, angles: tuple[float, ...], zooms: tuple[float, ...]) -> tu
     return sp.vstack([_warp_matrix(size, *a) for a in aligns]).tocsr(), len(aligns)
 
 
+def _detail_canvas(thumb: bytes, size: int, stretch: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """_canvas with its shading taken out (detail.high_pass): the fine detail and its mask."""
+    values, mask = _canvas(thumb, size, stretch)
+    return high_pass(values, mask, size), mask
+
+
 def _canvas(thumb: bytes, size: int, stretch: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Thumbnail → (values, mask) on a size x size canvas, values = normalised average ranks;
     the mask leaves out the canvas around the thumbnail and any black fill on its border.
@@ -921,7 +937,10 @@ def _pick_thumbs(a: Signature, b: Signature) -> tuple[bytes, bytes]:
 
 
 def _scores_for(
-    sigs: Sequence[Signature], pairs: list[tuple[int, int]], config: DedupConfig
+    sigs: Sequence[Signature],
+    pairs: list[tuple[int, int]],
+    config: DedupConfig,
+    canvas: Callable[[bytes, int, bool], tuple[np.ndarray, np.ndarray]] = _canvas,
 ) -> np.ndarray:
     """Best-alignment masked correlation of each pair's thumbnails, in pairs' order.
 
@@ -939,7 +958,7 @@ def _scores_for(
         by_first[(i, bool(sigs[i].content and sigs[j].content), _aspects_differ(ta, tb))].append(k)
     for (i, framed, stretch), ks in by_first.items():
         ta = sigs[i].content if framed else sigs[i].thumb
-        va, ma = _canvas(ta, size, stretch)
+        va, ma = canvas(ta, size, stretch)
         wm = (warp @ ma).reshape(n_align, npx)
         ok = (wm > 0.999).astype(np.float32)
         wa = (warp @ (va * ma)).reshape(n_align, npx) / np.maximum(wm, 1e-6) * ok
@@ -947,7 +966,7 @@ def _scores_for(
         cols = []
         for k in ks:
             _, tb = _pick_thumbs(sigs[i], sigs[pairs[k][1]])
-            vb, mb = _canvas(tb, size, stretch)
+            vb, mb = canvas(tb, size, stretch)
             vb = vb * mb
             cols.append(np.stack([vb, mb, vb * vb], axis=1))
         prod = (left @ np.concatenate(cols, axis=1)).reshape(3, n_align, len(ks), 3)
@@ -1350,6 +1369,25 @@ def verification_scores(
     return _scores_for(sigs, list(pairs), config or DEFAULT_CONFIG)  # type: ignore[arg-type]
 
 
+def verified(
+    items: Sequence[DedupItem],
+    pairs: Sequence[tuple[int, int]],
+    scores: Sequence[float],
+    config: DedupConfig | None = None,
+) -> list[bool]:
+    """Which scored pairs (verification_scores) are joined: those at sure_threshold or over,
+    and those at verify_threshold or over whose fine detail agrees too (see DedupConfig)."""
+    cfg = config or DEFAULT_CONFIG
+    joined = [s >= cfg.verify_threshold for s in scores]
+    doubtful = [k for k, s in enumerate(scores) if cfg.verify_threshold <= s < cfg.sure_threshold]
+    if doubtful:
+        sigs = [item.signature for item in items]
+        detail = _scores_for(sigs, [pairs[k] for k in doubtful], cfg, _detail_canvas)  # type: ignore[arg-type]
+        for k, d in zip(doubtful, detail.tolist(), strict=True):
+            joined[k] = d >= cfg.detail_threshold
+    return joined
+
+
 _VERIFY_BATCH = 4096
 
 
@@ -1375,7 +1413,8 @@ def _near_duplicates(
             batch = [(i, j) for i, j in batch if not joined(i, j)]
         if batch:
             scores = _scores_for(sigs, batch, cfg).tolist()  # type: ignore[arg-type]
-            yield [p for p, s in zip(batch, scores, strict=True) if s >= cfg.verify_threshold]
+            joined_now = verified(items, batch, scores, cfg)
+            yield [p for p, ok in zip(batch, joined_now, strict=True) if ok]
 
 
 def near_duplicates(
@@ -1398,7 +1437,7 @@ def cluster_items(
 
     Items join when their sha256 or pixel_sha256 match, or when they are near duplicates:
     candidates by hash (candidate_pairs at config.hash_threshold, or threshold if given), then,
-    when both carry a Signature, verified by thumbnail (similarity >= config.verify_threshold).
+    when both carry a Signature, verified by thumbnail (see verified()).
     Joins are transitive (union-find). cluster_id is "c" + the first 12 hex digits of the
     smallest sha256 in the cluster: it does not depend on input order or ranks, only on which
     files are in the cluster. (If two clusters' smallest sha256 share 12 digits, odds ~2e-5 at
