@@ -449,6 +449,8 @@ def test_two_cheeks_lit_alike_do_not_join_on_their_shading_alone():
     ]
     every_pair = replace(DEFAULT_CONFIG, hash_threshold=64)  # all three pairs are candidates
     assert near_duplicates(items, every_pair) == [(0, 2)]
+    clusters = cluster_items(items, config=every_pair)
+    assert clusters["0"][0] == clusters["2"][0] != clusters["1"][0]
 
 
 def test_border_fill_is_the_black_that_touches_the_edge():

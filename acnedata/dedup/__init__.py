@@ -1411,10 +1411,21 @@ def _near_duplicates(
         batch = pending[start : start + _VERIFY_BATCH]
         if joined is not None:
             batch = [(i, j) for i, j in batch if not joined(i, j)]
-        if batch:
-            scores = _scores_for(sigs, batch, cfg).tolist()  # type: ignore[arg-type]
-            joined_now = verified(items, batch, scores, cfg)
-            yield [p for p, ok in zip(batch, joined_now, strict=True) if ok]
+        if not batch:
+            continue
+        scores = _scores_for(sigs, batch, cfg).tolist()  # type: ignore[arg-type]
+        yield [p for p, s in zip(batch, scores, strict=True) if s >= cfg.sure_threshold]
+        # The doubtful ones after the sure ones are joined: most are copies that the sure
+        # pairs have joined by now, and their detail need not be asked (as verified() does)
+        doubtful = [
+            p
+            for p, s in zip(batch, scores, strict=True)
+            if cfg.verify_threshold <= s < cfg.sure_threshold
+            and not (joined is not None and joined(*p))
+        ]
+        if doubtful:
+            detail = _scores_for(sigs, doubtful, cfg, _detail_canvas).tolist()  # type: ignore[arg-type]
+            yield [p for p, d in zip(doubtful, detail, strict=True) if d >= cfg.detail_threshold]
 
 
 def near_duplicates(
