@@ -17,6 +17,8 @@ from test_cli import assert_one_line_error, run
 from test_cli_scripting import class_folders
 from test_crash_resume import N_IMAGES, essence, fetch_cmd, serve, write_urls
 
+from acnedata.dedup import feature_store
+from acnedata.dedup.keypoints import DEFAULT_REGION_CONFIG
 from acnedata.distributed.shards import RECORD, SHARDS_DIR, ShardReader
 from acnedata.manifest import load_manifest
 
@@ -60,14 +62,19 @@ def test_the_manifest_equals_a_single_machine_run(tmp_path, cluster):
         local, distributed = tmp_path / "local", tmp_path / "ray"
         subprocess.run(fetch_cmd(urls, local, 0), check=True, timeout=TIMEOUT, capture_output=True)
         server.counts.clear()
-        subprocess.run(
-            ray_cmd(urls, distributed, cluster), check=True, timeout=TIMEOUT, capture_output=True
-        )
+        loud = ray_cmd(urls, distributed, cluster)
+        loud.insert(loud.index("fetch"), "-v")  # the content stage's log line
+        done = subprocess.run(loud, check=True, timeout=TIMEOUT, capture_output=True, text=True)
         assert {p: server.counts[p] for p in paths} == {p: 1 for p in paths}
     assert items_without_times(distributed) == items_without_times(local)
     assert essence(distributed) == essence(local)
     assert len(essence(distributed)) == N_IMAGES  # the two copies share their clusters
     assert not list((distributed / SHARDS_DIR).glob(f"*{RECORD}"))  # merged, then removed
+    # The workers found every image's region features: the driver's content stage scanned none.
+    shown = " ".join((done.stdout + done.stderr).split())  # rich wraps lines
+    assert f"content stage: {N_IMAGES} images ({N_IMAGES} with features from the store)" in shown
+    folder = feature_store.store_dir(distributed, DEFAULT_REGION_CONFIG)
+    assert feature_store.count(folder) == N_IMAGES
 
 
 def test_a_per_host_limit_of_two_holds_across_workers_and_robots_is_fetched_once(tmp_path, cluster):

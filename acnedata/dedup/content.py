@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 from PIL import Image, ImageOps
 
-from acnedata.dedup import mosaics, regions
+from acnedata.dedup import feature_store, mosaics, regions
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class ContentReport:
     links: int = 0
     relations: dict[str, int] = field(default_factory=dict)
     reused: bool = False  # nothing changed since the last run: its results were kept
+    stored_features: int = 0  # images whose features were read from OUT/features, not scanned
 
 
 def scan_image(image: Image.Image, config: regions.RegionConfig) -> tuple[Any, Any]:
@@ -47,7 +48,8 @@ def scan_image(image: Image.Image, config: regions.RegionConfig) -> tuple[Any, A
     return None, regions.features(image.convert("L"), config)
 
 
-def _scan_file(path: str, config: regions.RegionConfig) -> tuple[Any, Any] | None:
+def scan_file(path: str, config: regions.RegionConfig) -> tuple[Any, Any] | None:
+    """scan_image of a stored file, decoded at the work size; None if it cannot be read."""
     try:
         with Image.open(path) as im:
             im.draft("RGB", (config.work_side, config.work_side))
@@ -59,7 +61,7 @@ def _scan_file(path: str, config: regions.RegionConfig) -> tuple[Any, Any] | Non
 
 def _scan_chunk(paths: list[str], config: regions.RegionConfig) -> list[tuple[Any, Any] | None]:
     cv2.setNumThreads(1)  # one process per core already
-    return [_scan_file(p, config) for p in paths]
+    return [scan_file(p, config) for p in paths]
 
 
 def scan_files(
@@ -85,6 +87,33 @@ def scan_files(
         ):
             out += part
             advance(len(chunk))
+    return out
+
+
+def _scan_or_load(
+    rows: Sequence[Any],
+    out_dir: Path,
+    config: regions.RegionConfig,
+    workers: int | None,
+    advance: Callable[[int], None],
+) -> list[tuple[Any, Any, bool] | None]:
+    """(mosaic, features, read from the store) of each row's image, None where unreadable: the
+    feature store's where it has them (a Ray worker's, or an earlier run's), scanned (and
+    stored) where not."""
+    folder = feature_store.store_dir(out_dir, config)
+    out: list[tuple[Any, Any, bool] | None] = []
+    for row in rows:
+        kept = feature_store.load(folder, row["sha256"])
+        out.append(None if kept is None else (*kept, True))
+    todo = [k for k, result in enumerate(out) if result is None]
+    advance(len(rows) - len(todo))
+    fresh = scan_files([str(out_dir / rows[k]["file"]) for k in todo], config, workers, advance)
+    for k, result in zip(todo, fresh, strict=True):
+        if result is None:
+            continue  # unreadable: nothing to keep, asked again next time
+        out[k] = (*result, False)
+        if result[1] is not None:
+            feature_store.save(folder, rows[k]["sha256"], result)
     return out
 
 
@@ -123,10 +152,11 @@ def content_stage(
         _count_stored(catalog, report)
         advance(len(rows))
         return report
-    scanned = scan_files([str(out_dir / r["file"]) for r in rows], config, workers, advance)
+    scanned = _scan_or_load(rows, out_dir, config, workers, advance)
+    report.stored_features = sum(1 for r in scanned if r is not None and r[2])
     marks, feats, ids = [], [], []
     for row, result in zip(rows, scanned, strict=True):
-        mosaic, feat = result if result else (None, None)
+        mosaic, feat = result[:2] if result else (None, None)
         report.unreadable += result is None
         reason = mosaic.reason if mosaic else None
         excluded = (
@@ -144,8 +174,10 @@ def content_stage(
         catalog.set_meta(_FINGERPRINT, stamp)
     _count_stored(catalog, report)
     log.info(
-        "content stage: %d images scanned, %d unreadable, %d mosaics, %d region links",
+        "content stage: %d images (%d with features from the store), %d unreadable, "
+        "%d mosaics, %d region links",
         len(rows),
+        report.stored_features,
         report.unreadable,
         report.mosaics,
         report.links,
@@ -161,7 +193,15 @@ def _count_stored(catalog: Any, report: ContentReport) -> None:
     report.relations = dict(Counter(link[2] for link in links))
 
 
-__all__ = ["EXCLUDE", "GROUP", "ContentReport", "content_stage", "scan_files", "scan_image"]
+__all__ = [
+    "EXCLUDE",
+    "GROUP",
+    "ContentReport",
+    "content_stage",
+    "scan_file",
+    "scan_files",
+    "scan_image",
+]
 
 
 def paths_content(

@@ -49,12 +49,15 @@ class ShardWriter:
         self._lines: list[dict] = []
         self._stored = False
         self._opened = 0.0
+        self.stored_files: list[tuple[str, str]] = []  # (sha256, file) of what it stored
 
     def add(self, outcome: Outcome) -> None:
         if not self._lines:
             self._opened = time.monotonic()
         self._lines.append(_line(outcome))
         self._stored = self._stored or outcome.ok
+        if outcome.ok and outcome.record:
+            self.stored_files.append((outcome.record["sha256"], outcome.record["file"]))
         if len(self._lines) >= BATCH_ROWS or time.monotonic() - self._opened >= BATCH_SECONDS:
             self.commit()
 

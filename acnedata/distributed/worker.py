@@ -8,6 +8,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from acnedata.dedup import feature_store
+from acnedata.dedup.content import scan_file
+from acnedata.dedup.keypoints import DEFAULT_REGION_CONFIG
 from acnedata.distributed.leases import Call, LeasedPacer, SharedRobots
 from acnedata.distributed.shards import ShardWriter
 from acnedata.download import Item, download_items
@@ -76,4 +79,22 @@ def run_shard(job: ShardJob, call: Call) -> dict[str, int]:
         session.close()
         for pacer in pacers:
             pacer.close()
+    counts["features"] = keep_features(out_dir, writer.stored_files)
     return {**counts, "pid": os.getpid()}
+
+
+def keep_features(out_dir: Path, stored: list[tuple[str, str]]) -> int:
+    """Find the region features of the images this worker stored and keep them in the feature
+    store, so the driver's content stage reads them instead of scanning (~60 ms an image).
+    Returns how many it found; an image already there or unreadable is skipped."""
+    config = DEFAULT_REGION_CONFIG  # the content stage's settings
+    folder = feature_store.store_dir(out_dir, config)
+    found = 0
+    for sha256, file in stored:
+        if feature_store.load(folder, sha256) is not None:
+            continue
+        scanned = scan_file(str(out_dir / file), config)
+        if scanned is not None and scanned[1] is not None:
+            feature_store.save(folder, sha256, scanned)
+            found += 1
+    return found
