@@ -1,11 +1,10 @@
-"""Region features kept on disk by image hash, so a content stage scans each image once.
+"""Region features kept on disk by image hash, so a content stage scans each image once."""
 
-Finding an image's keypoints costs ~60 ms of CPU; matching all images against each other is
-redone whenever the collection changes, but an image's own features are not. They are kept in
-OUT/features/<settings key>/<sha256[:2]>/<sha256>.npz: Ray workers write them next to the image
-they store (the output folder is shared), and the content stage reads them instead of scanning.
-Written atomically, so a killed run leaves either a whole file or none.
-"""
+# Finding an image's keypoints costs ~60 ms of CPU; matching all images against each other is
+# redone whenever the collection changes, but an image's own features are not. They are kept in
+# OUT/features/<settings key>/<sha256[:2]>/<sha256>.npz: Ray workers write them next to the image
+# they store (the output folder is shared), and the content stage reads them instead of scanning.
+# Written atomically, so a killed run leaves either a whole file or none.
 
 from __future__ import annotations
 
