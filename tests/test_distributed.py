@@ -196,6 +196,28 @@ def test_an_import_on_the_cluster_equals_a_local_import(tmp_path, cluster):
     assert len(essence(outs["ray"])) == 6
 
 
+def test_a_collect_on_the_cluster_equals_a_local_collect(tmp_path, cluster):
+    with LocalHTTPServer() as server:
+        paths = serve(server)
+        urls = write_urls(tmp_path, server, paths)
+        spec = tmp_path / "spec.toml"
+        spec.write_text(
+            'name = "ray-collect"\n[network]\nmin_interval = 0.0\nmax_retries = 0\n'
+            f'[sources.urllist]\npath = "{urls}"\n'
+            '[[classes]]\nname = "papular"\n[[classes]]\nname = "pustular"\n'
+        )
+        outs = {}
+        on_ray = ["--distributor", "ray", "--ray-address", cluster]
+        for name, extra in (("local", []), ("ray", on_ray)):
+            outs[name] = tmp_path / name
+            server.counts.clear()
+            proc = run("collect", str(spec), "--out", str(outs[name]), "--allow-private", *extra)
+            assert proc.returncode == 0, proc.stderr
+            assert {p: server.counts[p] for p in paths} == {p: 1 for p in paths}, name
+    assert items_without_times(outs["ray"]) == items_without_times(outs["local"])
+    assert len(essence(outs["ray"])) == N_IMAGES
+
+
 def test_an_unreachable_cluster_is_one_line_naming_the_address(tmp_path):
     with LocalHTTPServer() as server:
         urls = write_urls(tmp_path, server, serve(server)[:2])
