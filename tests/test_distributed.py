@@ -211,9 +211,14 @@ def test_a_collect_on_the_cluster_equals_a_local_collect(tmp_path, cluster):
         for name, extra in (("local", []), ("ray", on_ray)):
             outs[name] = tmp_path / name
             server.counts.clear()
-            proc = run("collect", str(spec), "--out", str(outs[name]), "--allow-private", *extra)
+            args = ["collect", str(spec), "--out", str(outs[name]), "--allow-private"]
+            proc = run("-v", *args, *extra)
             assert proc.returncode == 0, proc.stderr
             assert {p: server.counts[p] for p in paths} == {p: 1 for p in paths}, name
+            shown = " ".join((proc.stdout + proc.stderr).split())
+            # Ray workers found the region features as they stored: the driver scanned none.
+            from_store = N_IMAGES if name == "ray" else 0
+            assert f"{N_IMAGES} images ({from_store} with features from the store)" in shown
     assert items_without_times(outs["ray"]) == items_without_times(outs["local"])
     assert len(essence(outs["ray"])) == N_IMAGES
 
