@@ -314,9 +314,11 @@ def download_items(
             try:
                 while received < expected:
                     try:
-                        outcome = finished.get(timeout=batch.due())
+                        outcome = finished.get(timeout=_wait_at_most(batch.due()))
                     except Empty:
-                        batch.commit()
+                        due = batch.due()
+                        if due is not None and due <= 0:
+                            batch.commit()
                         continue
                     record(outcome)
                     if on_done:
@@ -343,6 +345,17 @@ def download_items(
             stores.close()
         batch.commit()
     return counts
+
+
+# The longest the main thread waits for an outcome in one call. Ctrl-C raises KeyboardInterrupt
+# only in the main thread, and only once it runs Python again; a wait with no timeout is not cut
+# short when the kernel hands the signal to another thread (a download thread, say), so a slow
+# server could keep the interrupt waiting.
+WAKE_SECONDS = 0.25
+
+
+def _wait_at_most(due: float | None) -> float:
+    return WAKE_SECONDS if due is None else min(due, WAKE_SECONDS)
 
 
 class _Batch:
