@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -182,6 +183,82 @@ def test_a_worker_killed_mid_run_loses_nothing_and_nothing_is_fetched_twice(tmp_
     verified = run("verify", str(out), "--json")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert json.loads(verified.stdout)
+
+
+def test_a_driver_killed_mid_run_resumes_and_fetches_nothing_it_stored(tmp_path, cluster):
+    served_first = 12  # requests answered before the kill; every later one waits for `release`
+    answered, release, lock = [], threading.Event(), threading.Lock()
+    with LocalHTTPServer() as server:
+        paths = serve(server)
+        urls = write_urls(tmp_path, server, paths)
+        reference = tmp_path / "local"
+        subprocess.run(fetch_cmd(urls, reference, 0), check=True, timeout=TIMEOUT)
+        server.counts.clear()
+        normal = {p: server._routes[p].handler for p in paths}
+
+        def gate(req) -> None:
+            path = req.path.split("?")[0]
+            with lock:
+                first = len(answered) < served_first
+                if first:
+                    answered.append(path)
+            if first or release.wait(TIMEOUT):
+                with contextlib.suppress(OSError):  # a killed worker's socket
+                    normal[path](req)
+
+        for path in paths:
+            server.route(path, handler=gate)
+        out = tmp_path / "out"
+        cmd = ray_cmd(urls, out, cluster)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        reader = ShardReader(out)
+        recorded: dict[int, bool] = {}
+
+        def all_answered_are_recorded() -> bool:
+            for name in reader.headers():
+                for outcome in reader.new_outcomes(out / SHARDS_DIR / f"{name}{RECORD}"):
+                    recorded[outcome.item_id] = outcome.ok
+            return len(recorded) == served_first
+
+        try:
+            _wait(all_answered_are_recorded, f"{served_first} outcomes recorded", proc)
+            workers = [h["pid"] for h in reader.headers().values()]
+            proc.kill()  # the driver, then its workers: none may store anything more
+            proc.wait(timeout=TIMEOUT)
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            _wait_gone(workers)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+        assert all(recorded.values()) and len(recorded) == served_first
+        stored_before = {p for p in paths if _item_id(out, server.url(p)) in recorded}
+        assert len(stored_before) == served_first
+        server.counts.clear()
+        again = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
+        assert again.returncode == 0, again.stderr
+        refetched = {p: server.counts[p] for p in paths if server.counts[p]}
+    assert not stored_before & set(refetched)  # what the killed run stored is not fetched again
+    assert set(refetched) == set(paths) - stored_before and set(refetched.values()) == {1}
+    assert items_without_times(out) == items_without_times(reference)
+    assert not list((out / SHARDS_DIR).glob(f"*{RECORD}"))  # the old records merged, removed
+
+
+def _wait_gone(pids: list[int]) -> None:
+    """Until every pid has exited (a zombie counts as gone: it runs no more code)."""
+    deadline = time.monotonic() + TIMEOUT
+    for pid in pids:
+        while True:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+            except (FileNotFoundError, ProcessLookupError):
+                break
+            if state in ("Z", "X"):
+                break
+            assert time.monotonic() < deadline, f"worker {pid} did not exit"
+            time.sleep(0.01)
 
 
 def test_an_import_on_the_cluster_equals_a_local_import(tmp_path, cluster):
