@@ -22,6 +22,12 @@ def summary_dict(s: Any) -> dict[str, Any]:
         "largest_group": s.largest_group,
         "oversized_groups": list(s.oversized_groups),
         "split_conflict": s.split_conflict,
+        "mosaics": {
+            "found": s.mosaics,
+            "excluded": s.excluded,
+            "group_keys": s.provenance_keys,
+            "group_keys_only_in_mosaics": s.keys_only_in_mosaics,
+        },
         "conflicts": s.conflicts,
         "review": s.review,
         "per_class": dict(s.per_class),

@@ -160,10 +160,16 @@ def summary_tables(s: Summary) -> list[Table]:
     if s.mosaics:
         fate = (
             f"{s.excluded} excluded: tiled from several photos, not a photo "
-            '([dedup] mosaics = "exclude")'
+            '(\\[dedup] mosaics = "exclude")'  # \\[: rich would read [dedup] as markup
             if s.excluded
-            else 'kept, grouped with the photos they show ([dedup] mosaics = "group")'
+            else 'kept, grouped with the photos they show (\\[dedup] mosaics = "group")'
         )
+        if s.keys_only_in_mosaics:
+            fate += (
+                f"; {s.keys_only_in_mosaics} of {s.provenance_keys} group keys (an upload, a "
+                "patient) had nothing but mosaics and are gone with them (import --mosaics "
+                "group keeps them)"
+            )
         main.add_row("mosaics", str(s.mosaics), fate)
     too_large = (
         f"; {len(s.oversized_groups)} too large for a {DEFAULT_TEST_FRACTION:.0%} test share"

@@ -104,6 +104,10 @@ class Summary:
     oversized_groups: list[str] = field(default_factory=list)  # one line each, see groups.py
     mosaics: int = 0  # stored representatives tiled from several photos
     excluded: int = 0  # ... of them kept out of the manifest by the mosaic policy
+    # provenance keys (an upload, a patient): how many the stored items carry, and how many of
+    # them are left with no item once the mosaics are excluded (they existed only as mosaics)
+    provenance_keys: int = 0
+    keys_only_in_mosaics: int = 0
     region_links: dict[str, int] = field(default_factory=dict)  # relation → verified pairs
     split_conflict: str | None = None  # groups across the dataset's own splits, in one line
     notes: list[str] = field(default_factory=list)  # one-line remarks of the run (import)
@@ -546,12 +550,14 @@ class Collector:
             "state = ?",
             (STORED,),
             columns="id, key, cluster, duplicate_of, decision, review, label, verdict, group_id, "
-            "split, mosaic, excluded",
+            "split, mosaic, excluded, group_key",
         )
         reps = [r for r in rows if r["duplicate_of"] is None and r["cluster"]]
         excluded = sum(r["excluded"] is not None for r in reps)
         mosaics = sum(r["mosaic"] is not None for r in reps)
+        all_keys = {r["group_key"] for r in reps if r["group_key"]}
         reps = [r for r in reps if r["excluded"] is None]
+        keys_left = {r["group_key"] for r in reps if r["group_key"]}
         dup_clusters = {r["cluster"] for r in rows if r["duplicate_of"] is not None}
         kept = [r for r in reps if final_label(r) and (r["verdict"] == "allow" or r["decision"])]
         per_class = Counter(final_label(r) for r in kept)
@@ -577,6 +583,8 @@ class Collector:
             requests=self.session.request_count(),
             mosaics=mosaics,
             excluded=excluded,
+            provenance_keys=len(all_keys),
+            keys_only_in_mosaics=len(all_keys - keys_left),
             region_links=dict(Counter(link[2] for link in links)),
             groups=len(sizes),
             largest_group=max(sizes.values(), default=0),

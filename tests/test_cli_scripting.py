@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_KEYS = {
     "found", "states", "rejected_reasons", "failed_reasons", "duplicates",
     "clusters_with_duplicates", "groups", "largest_group", "oversized_groups", "split_conflict",
-    "conflicts", "review", "per_class", "in_manifest", "manifest", "download", "source_errors",
-    "notes", "stopped_for_portal",
+    "mosaics", "conflicts", "review", "per_class", "in_manifest", "manifest", "download",
+    "source_errors", "notes", "stopped_for_portal",
 }  # fmt: skip
 
 

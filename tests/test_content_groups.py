@@ -87,6 +87,31 @@ def test_the_group_policy_keeps_a_mosaic_with_every_photo_it_shows(tmp_path):
     assert {k for k in range(6) if items[f"p{k}.jpg"]["group"] == group} == {1, 2, 3, 4}
 
 
+def test_status_says_which_uploads_only_mosaics_held(tmp_path):
+    src = tmp_path / "src"
+    dataset(src)
+    # A group column: the mosaic is upload u9's only file; every other upload keeps a photo.
+    lines = (src / "labels.csv").read_text().splitlines()
+    uploads = {"c0.jpg": "u0", "m1234.jpg": "u9"}
+    rows = [lines[0] + ",upload"] + [
+        f"{line},{uploads.get(Path(line.split(',')[0]).name, Path(line.split(',')[0]).stem)}"
+        for line in lines[1:]
+    ]
+    (src / "labels.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    args = ["import", str(src / "labels.csv"), "--out", str(out), "--licence", "CC-BY-4.0"]
+    done = runner.invoke(app, [*args, "--group-col", "upload", "-q"])
+    assert done.exit_code == 0, done.output
+    status = runner.invoke(app, ["status", str(out), "--json"])
+    mosaics = json.loads(status.output)["mosaics"]
+    # p0..p5 and c0 (upload u0, as p0 is not) carry 7 keys, u9 the eighth
+    assert mosaics == {"found": 1, "excluded": 1, "group_keys": 8, "group_keys_only_in_mosaics": 1}
+    table = runner.invoke(app, ["status", str(out)]).output
+    shown = " ".join(table.replace("│", " ").split())  # the detail column wraps in its box
+    assert '[dedup] mosaics = "exclude"' in shown
+    assert "1 of 8 group keys" in shown and "--mosaics group keeps them" in shown, shown
+
+
 def test_a_bad_mosaic_policy_is_one_line(tmp_path):
     dataset(tmp_path / "src")
     result = runner.invoke(

@@ -80,8 +80,9 @@ def test_readme_documents_every_json_key_and_exit_code():
     text = section("Scripting: --json and exit codes")
     keys = ["found", "states", "rejected_reasons", "failed_reasons", "duplicates",
             "clusters_with_duplicates", "groups", "largest_group", "oversized_groups",
-            "split_conflict", "conflicts", "review", "per_class", "in_manifest", "manifest",
-            "download", "source_errors", "notes", "stopped_for_portal"]  # fmt: skip
+            "split_conflict", "mosaics", "conflicts", "review", "per_class", "in_manifest",
+            "manifest", "download", "source_errors", "notes", "stopped_for_portal"]  # fmt: skip
     for key in keys:
         assert f"`{key}`" in text, key
+    assert '"group_keys_only_in_mosaics"' in text  # inside `mosaics`
     assert f"| {NOTHING_STORED} |" in text
