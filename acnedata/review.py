@@ -383,6 +383,8 @@ class ReviewServer:
 
 
 class _HTTPServer(ThreadingHTTPServer):
+    # Daemon handler threads are not joined on close: a browser's spare connection that never
+    # sends a request would otherwise hold Ctrl-C for READ_DEADLINE (tests/test_review.py).
     daemon_threads = True
     review: ReviewServer
 

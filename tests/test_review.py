@@ -303,6 +303,38 @@ def test_cli_serves_until_ctrl_c_then_rewrites_the_manifest(out):
     assert decision_of(out, c["id"]) == "reject"
 
 
+def test_ctrl_c_does_not_wait_for_a_connection_that_sends_nothing(out):
+    # Browsers open spare connections ahead of need; one that never sends a request must not
+    # hold Ctrl-C for the 10 s a request head may take (READ_DEADLINE).
+    import socket
+    import time
+
+    code = "import typer; from acnedata.review import review_command; typer.run(review_command)"
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-X", "faulthandler", "-c", code, str(out), "--no-browser"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("review page: http://127.0.0.1:"), line + proc.stderr.read()
+        url = line.split()[2]
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port)) as idle:
+            requests.get(url, timeout=5)  # served while the idle connection waits
+            signalled = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=30)
+            took = time.monotonic() - signalled
+            idle.close()
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert took < 2.0, f"review took {took:.1f} s to stop after SIGINT"
+    assert "manifest rewritten" in stdout
+
+
 # --- the page in a real browser --------------------------------------------------------------
 @pytest.mark.skipif(
     not CHROMIUM.exists(),
