@@ -266,8 +266,9 @@ def test_cli_applies_a_decisions_file(out, tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_cli_serves_until_ctrl_c_then_rewrites_the_manifest(out):
-    c = conflict(queue(out))
+def serve_review(out: Path) -> tuple[subprocess.Popen, str]:
+    """`acnedata review OUT --no-browser` in a process of its own (faulthandler on, so a hang can
+    be dumped with SIGABRT); (the process, the page's URL it printed)."""
     code = "import typer; from acnedata.review import review_command; typer.run(review_command)"
     proc = subprocess.Popen(
         [sys.executable, "-u", "-X", "faulthandler", "-c", code, str(out), "--no-browser"],
@@ -275,10 +276,17 @@ def test_cli_serves_until_ctrl_c_then_rewrites_the_manifest(out):
         stderr=subprocess.PIPE,
         text=True,
     )
+    line = proc.stdout.readline()
+    if not line.startswith("review page: http://127.0.0.1:"):
+        proc.kill()
+        pytest.fail(line + proc.stderr.read())
+    return proc, line.split()[2]
+
+
+def test_cli_serves_until_ctrl_c_then_rewrites_the_manifest(out):
+    c = conflict(queue(out))
+    proc, url = serve_review(out)
     try:
-        line = proc.stdout.readline()
-        assert line.startswith("review page: http://127.0.0.1:"), line + proc.stderr.read()
-        url = line.split()[2]
         # the token a browser finds in the page
         page = requests.get(url, timeout=5).text
         token = re.search(r'name="acnedata-token" content="([^"]+)"', page).group(1)
@@ -308,26 +316,16 @@ def test_ctrl_c_does_not_wait_for_a_connection_that_sends_nothing(out):
     # hold Ctrl-C for the 10 s a request head may take (READ_DEADLINE).
     import socket
     import time
+    from urllib.parse import urlsplit
 
-    code = "import typer; from acnedata.review import review_command; typer.run(review_command)"
-    proc = subprocess.Popen(
-        [sys.executable, "-u", "-X", "faulthandler", "-c", code, str(out), "--no-browser"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, url = serve_review(out)
     try:
-        line = proc.stdout.readline()
-        assert line.startswith("review page: http://127.0.0.1:"), line + proc.stderr.read()
-        url = line.split()[2]
-        port = int(url.rsplit(":", 1)[1].split("/")[0])
-        with socket.create_connection(("127.0.0.1", port)) as idle:
+        with socket.create_connection(("127.0.0.1", urlsplit(url).port)):
             requests.get(url, timeout=5)  # served while the idle connection waits
             signalled = time.monotonic()
             proc.send_signal(signal.SIGINT)
             stdout, stderr = proc.communicate(timeout=30)
             took = time.monotonic() - signalled
-            idle.close()
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr

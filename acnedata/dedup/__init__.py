@@ -1378,14 +1378,27 @@ def verified(
     """Which scored pairs (verification_scores) are joined: those at sure_threshold or over,
     and those at verify_threshold or over whose fine detail agrees too (see DedupConfig)."""
     cfg = config or DEFAULT_CONFIG
-    joined = [s >= cfg.verify_threshold for s in scores]
-    doubtful = [k for k, s in enumerate(scores) if cfg.verify_threshold <= s < cfg.sure_threshold]
-    if doubtful:
-        sigs = [item.signature for item in items]
-        detail = _scores_for(sigs, [pairs[k] for k in doubtful], cfg, _detail_canvas)  # type: ignore[arg-type]
-        for k, d in zip(doubtful, detail.tolist(), strict=True):
-            joined[k] = d >= cfg.detail_threshold
-    return joined
+    sigs = [item.signature for item in items]
+    doubtful = [p for p, s in zip(pairs, scores, strict=True) if _doubtful(s, cfg)]
+    agreed = set(_detail_agrees(sigs, doubtful, cfg))  # type: ignore[arg-type]
+    return [
+        s >= cfg.sure_threshold or (_doubtful(s, cfg) and p in agreed)
+        for p, s in zip(pairs, scores, strict=True)
+    ]
+
+
+def _doubtful(score: float, cfg: DedupConfig) -> bool:
+    return cfg.verify_threshold <= score < cfg.sure_threshold
+
+
+def _detail_agrees(
+    sigs: Sequence[Signature], pairs: list[tuple[int, int]], cfg: DedupConfig
+) -> list[tuple[int, int]]:
+    """The pairs whose fine detail also correlates at detail_threshold or more."""
+    if not pairs:
+        return []
+    detail = _scores_for(sigs, pairs, cfg, _detail_canvas).tolist()
+    return [p for p, d in zip(pairs, detail, strict=True) if d >= cfg.detail_threshold]
 
 
 _VERIFY_BATCH = 4096
@@ -1420,12 +1433,9 @@ def _near_duplicates(
         doubtful = [
             p
             for p, s in zip(batch, scores, strict=True)
-            if cfg.verify_threshold <= s < cfg.sure_threshold
-            and not (joined is not None and joined(*p))
+            if _doubtful(s, cfg) and not (joined is not None and joined(*p))
         ]
-        if doubtful:
-            detail = _scores_for(sigs, doubtful, cfg, _detail_canvas).tolist()  # type: ignore[arg-type]
-            yield [p for p, d in zip(doubtful, detail, strict=True) if d >= cfg.detail_threshold]
+        yield _detail_agrees(sigs, doubtful, cfg)  # type: ignore[arg-type]
 
 
 def near_duplicates(

@@ -96,25 +96,22 @@ def _scan_or_load(
     config: regions.RegionConfig,
     workers: int | None,
     advance: Callable[[int], None],
-) -> list[tuple[Any, Any, bool] | None]:
-    """(mosaic, features, read from the store) of each row's image, None where unreadable: the
-    feature store's where it has them (a Ray worker's, or an earlier run's), scanned (and
-    stored) where not."""
+) -> tuple[list[tuple[Any, Any] | None], int]:
+    """(mosaic, features) of each row's image, None where unreadable: the feature store's where
+    it has them (a Ray worker's, or an earlier run's), scanned (and stored) where not; and how
+    many came from the store."""
     folder = feature_store.store_dir(out_dir, config)
-    out: list[tuple[Any, Any, bool] | None] = []
-    for row in rows:
-        kept = feature_store.load(folder, row["sha256"])
-        out.append(None if kept is None else (*kept, True))
+    out = [feature_store.load(folder, row["sha256"]) for row in rows]
     todo = [k for k, result in enumerate(out) if result is None]
     advance(len(rows) - len(todo))
     fresh = scan_files([str(out_dir / rows[k]["file"]) for k in todo], config, workers, advance)
     for k, result in zip(todo, fresh, strict=True):
         if result is None:
             continue  # unreadable: nothing to keep, asked again next time
-        out[k] = (*result, False)
+        out[k] = result
         if result[1] is not None:
             feature_store.save(folder, rows[k]["sha256"], result)
-    return out
+    return out, len(rows) - len(todo)
 
 
 def fingerprint(shas: Sequence[str], policy: str, config: regions.RegionConfig) -> str:
@@ -152,11 +149,10 @@ def content_stage(
         _count_stored(catalog, report)
         advance(len(rows))
         return report
-    scanned = _scan_or_load(rows, out_dir, config, workers, advance)
-    report.stored_features = sum(1 for r in scanned if r is not None and r[2])
+    scanned, report.stored_features = _scan_or_load(rows, out_dir, config, workers, advance)
     marks, feats, ids = [], [], []
     for row, result in zip(rows, scanned, strict=True):
-        mosaic, feat = result[:2] if result else (None, None)
+        mosaic, feat = result if result else (None, None)
         report.unreadable += result is None
         reason = mosaic.reason if mosaic else None
         excluded = (

@@ -48,6 +48,11 @@ def save(folder: Path, sha256: str, scanned: tuple[Mosaic | None, Features]) -> 
     os.replace(tmp, path)
 
 
+def has(folder: Path, sha256: str) -> bool:
+    """Whether an image's features are kept here (without reading them)."""
+    return _path(folder, sha256).is_file()
+
+
 def load(folder: Path, sha256: str) -> tuple[Mosaic | None, Features] | None:
     """The kept scan result of an image, or None when there is none (or it cannot be read)."""
     try:

@@ -369,8 +369,8 @@ def corroborated(
     """found (one collection's verified pairs) less the links an overlay made: see
     corroborate.py; the few pairs it must check are verified here, in this process."""
 
-    # No second worker pool: with one forked here (from the pytest process, by in-process CLI
-    # runs), two Ctrl-C tests later failed in full-suite runs; why is not understood yet.
+    # In this process: the pairs are few (bench/region_speed.py). A forked pool was once blamed
+    # for the Ctrl-C test failures; their cause was elsewhere (download.WAKE_SECONDS).
     def verify(more: list[tuple[int, int]]) -> set[tuple[int, int]]:
         return {(m.a, m.b) for m in verify_pairs(feats, feats, more, config, workers=1)}
 

@@ -91,7 +91,7 @@ def keep_features(out_dir: Path, stored: list[tuple[str, str]]) -> int:
     folder = feature_store.store_dir(out_dir, config)
     found = 0
     for sha256, file in stored:
-        if feature_store.load(folder, sha256) is not None:
+        if feature_store.has(folder, sha256):
             continue
         scanned = scan_file(str(out_dir / file), config)
         if scanned is not None and scanned[1] is not None:
