@@ -330,3 +330,26 @@ def test_a_text_banner_over_a_photo_is_not_a_mosaic():
     draw.rectangle((0, 100, SIDE, 150), fill=(0, 0, 0))
     draw.text((10, 118), "SAMPLE TEXT", fill=(255, 255, 255))
     assert find_mosaic(banner) is None
+
+
+def test_a_mosaic_whose_seams_each_show_only_in_part_is_found_by_their_crossing():
+    # The bottom tiles mirror the top right one across both seams, so each seam is an edge for
+    # only ~40% of its length (on the shared export, turned tiles' black corners do this).
+    cx, cy = 100, 100
+    top_left = make_image("blobs", size=(SIDE, SIDE), seed=3).resize((cx, cy))
+    top_right = make_image("blobs", size=(SIDE, SIDE), seed=4).resize((SIDE - cx, cy))
+    bottom_right = ImageOps.flip(top_right).resize((SIDE - cx, SIDE - cy))
+    bottom_left = ImageOps.mirror(bottom_right).resize((cx, SIDE - cy))
+    tiled = Image.new("RGB", (SIDE, SIDE))
+    for tile, at in (
+        (top_left, (0, 0)),
+        (top_right, (cx, 0)),
+        (bottom_left, (0, cy)),
+        (bottom_right, (cx, cy)),
+    ):
+        tiled.paste(tile, at)
+    found = find_mosaic(tiled)
+    assert found is not None and found.tiles == 4
+    assert found.score < 0.45  # neither seam alone would have been enough
+    assert [axis for axis, _ in found.seams] == ["x", "y"]
+    assert [pos for _, pos in found.seams] == pytest.approx([cx / SIDE, cy / SIDE], abs=0.01)
