@@ -330,8 +330,9 @@ def import_(
     mosaics: Annotated[
         str,
         typer.Option(
-            help="Images tiled from 2-4 photos: exclude them, or group them with every photo "
-            "they show."
+            help="Images tiled from 2-4 photos: exclude them; group them with every photo they "
+            "show; or follow: keep them out of the photos' groups, and let a split put each on "
+            "the side of the photos it shows or leave it out."
         ),
     ] = "exclude",
     contact: ContactOpt = None,

@@ -23,6 +23,7 @@ def summary_dict(s: Any) -> dict[str, Any]:
         "oversized_groups": list(s.oversized_groups),
         "split_conflict": s.split_conflict,
         "mosaics": {
+            "policy": s.mosaic_policy,
             "found": s.mosaics,
             "excluded": s.excluded,
             "group_keys": s.provenance_keys,

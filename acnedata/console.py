@@ -158,17 +158,21 @@ def summary_tables(s: Summary) -> list[Table]:
         "shared regions", str(links), f"verified pairs of images: {relations}" if links else ""
     )
     if s.mosaics:
+        # \\[: rich would read [dedup] as markup
         fate = (
             f"{s.excluded} excluded: tiled from several photos, not a photo "
-            '(\\[dedup] mosaics = "exclude")'  # \\[: rich would read [dedup] as markup
+            '(\\[dedup] mosaics = "exclude")'
             if s.excluded
+            else "kept apart from the photos' groups; a split puts each on the side of the "
+            'photos it shows, or leaves it out (\\[dedup] mosaics = "follow")'
+            if s.mosaic_policy == "follow"
             else 'kept, grouped with the photos they show (\\[dedup] mosaics = "group")'
         )
         if s.keys_only_in_mosaics:
             fate += (
                 f"; {s.keys_only_in_mosaics} of {s.provenance_keys} group keys (an upload, a "
                 "patient) had nothing but mosaics and are gone with them (import --mosaics "
-                "group keeps them)"
+                "follow keeps them)"
             )
         main.add_row("mosaics", str(s.mosaics), fate)
     too_large = (

@@ -32,7 +32,7 @@ def final_label(row: sqlite3.Row) -> str | None:
 RECORD_COLUMNS = (
     "key, file, sha256, original_sha256, width, height, format, label, label_reason, review, "
     "decision, cluster, phash, source, url, page_url, title, query, retrieved_at, spdx, "
-    "licence_url, author, attribution, no_derivatives, verdict, group_id, split, extra"
+    "licence_url, author, attribution, no_derivatives, verdict, group_id, split, extra, id, mosaic"
 )
 
 
@@ -89,6 +89,8 @@ def item_record(row: sqlite3.Row) -> dict[str, Any]:
             "commercial": t.commercial,
         },
     }
+    if row["mosaic"]:
+        record["mosaic"] = row["mosaic"]
     if row["split"]:
         record["split"] = row["split"]
     extra = parse_extra(row["extra"])
@@ -97,8 +99,24 @@ def item_record(row: sqlite3.Row) -> dict[str, Any]:
     return record
 
 
+def cross_group_links(catalog: Catalog, records: dict[int, dict[str, Any]]) -> None:
+    """Give each record the ids of the items in other groups it shares a region with.
+
+    Only [dedup] mosaics = "follow" leaves such links (a mosaic and the photos it shows); a
+    split must keep both ends on one side or leave the mosaic out (acnemodel.split)."""
+    for a, b, *_ in catalog.region_links():
+        if a in records and b in records and records[a]["group"] != records[b]["group"]:
+            records[a].setdefault("links", []).append(records[b]["id"])
+            records[b].setdefault("links", []).append(records[a]["id"])
+    for record in records.values():
+        if "links" in record:
+            record["links"] = sorted(set(record["links"]))
+
+
 def build_manifest(catalog: Catalog, spec: DatasetSpec) -> dict[str, Any]:
-    items = [item_record(r) for r in manifest_rows(catalog, RECORD_COLUMNS)]
+    rows = manifest_rows(catalog, RECORD_COLUMNS)
+    items = [item_record(r) for r in rows]
+    cross_group_links(catalog, {r["id"]: item for r, item in zip(rows, items, strict=True)})
     per_class = {c: 0 for c in spec.class_names}
     for item in items:
         per_class[item["label"]] = per_class.get(item["label"], 0) + 1

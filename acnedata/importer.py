@@ -41,7 +41,7 @@ from acnedata.provenance import (
 )
 from acnedata.sources.base import Candidate
 from acnedata.sources.folder import IMAGE_SUFFIXES, folder_candidates
-from acnedata.spec import MOSAIC_POLICIES, DatasetSpec, spec_from_dict
+from acnedata.spec import MOSAIC_POLICIES, MOSAIC_POLICY_HELP, DatasetSpec, spec_from_dict
 
 IMPORT_DIR = "_import"  # under the output folder: downloads/ and extracted archives
 MAX_EXTRACT_BYTES = 8 * 1024**3  # uncompressed bytes one archive may unpack to
@@ -130,17 +130,14 @@ def import_dataset(
     one side of a split), `split_col` (default: a column named `split`) its split, and its
     other columns are kept as the item's `extra`. `group_from`, a regex, takes the key from
     each file name instead; without either, Roboflow export names are grouped by upload.
-    `mosaics` ("exclude" or "group") is the [dedup] mosaics policy for images tiled from
+    `mosaics` ("exclude", "group" or "follow") is the [dedup] mosaics policy for images tiled from
     several photos.
     Split folders (train/, test/, ...) give their items that split.
     `ray`: validate, store and sign the files on a Ray cluster (the extracted folder and
     `out_dir` must be on storage every node mounts at the same path).
     """
     if mosaics not in MOSAIC_POLICIES:
-        raise AcnedataError(
-            f"--mosaics {mosaics}: use exclude (drop images tiled from several photos) or group "
-            "(keep them, grouped with every photo they show)"
-        )
+        raise AcnedataError(f"--mosaics {mosaics}: use {MOSAIC_POLICY_HELP}")
     spdx = resolve_licence(licence)
     pattern = group_regex(group_from)
     if group_col is not None and pattern is not None:

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 from acnedata import dedup, licensing, sorting
 from acnedata.catalog import FAILED, FOUND, QUEUED, REJECTED, STORED, Catalog, VerdictRow
 from acnedata.dedup import groups as grouping
-from acnedata.dedup.content import ContentReport, content_stage
+from acnedata.dedup.content import FOLLOW, ContentReport, content_stage
 from acnedata.distributed import RayOptions
 from acnedata.download import download_queued
 from acnedata.errors import AcnedataError, DiskFullError, NetworkError
@@ -104,6 +104,7 @@ class Summary:
     oversized_groups: list[str] = field(default_factory=list)  # one line each, see groups.py
     mosaics: int = 0  # stored representatives tiled from several photos
     excluded: int = 0  # ... of them kept out of the manifest by the mosaic policy
+    mosaic_policy: str = "exclude"  # [dedup] mosaics
     # provenance keys (an upload, a patient): how many the stored items carry, and how many of
     # them are left with no item once the mosaics are excluded (they existed only as mosaics)
     provenance_keys: int = 0
@@ -438,11 +439,19 @@ class Collector:
 
     def group(self) -> dict[str, int]:
         """Write every stored item's group: its cluster joined with the clusters that share a
-        provenance key or a content link (catalog.region_links()) with it."""
+        provenance key or a content link (catalog.region_links()) with it.
+
+        Under [dedup] mosaics = "follow", a link to a mosaic joins nothing: a mosaic of four
+        photos would otherwise join their four groups (on a mosaic-heavy export, into one
+        group of most items). Such links reach the manifest as the items' `links` instead.
+        """
         rows = self.catalog.items(
-            "state = ? AND cluster IS NOT NULL", (STORED,), columns="id, cluster, group_key"
+            "state = ? AND cluster IS NOT NULL", (STORED,), columns="id, cluster, group_key, mosaic"
         )
         links = [(a, b) for a, b, *_ in self.catalog.region_links()]
+        if self.spec.mosaics == FOLLOW:
+            tiled = {r["id"] for r in rows if r["mosaic"]}
+            links = [(a, b) for a, b in links if a not in tiled and b not in tiled]
         with self.reporter.stage("group", total=len(rows)) as progress:
             groups = grouping.assign_groups(
                 ((r["id"], r["cluster"], r["group_key"]) for r in rows), links
@@ -583,6 +592,7 @@ class Collector:
             requests=self.session.request_count(),
             mosaics=mosaics,
             excluded=excluded,
+            mosaic_policy=self.spec.mosaics,
             provenance_keys=len(all_keys),
             keys_only_in_mosaics=len(all_keys - keys_left),
             region_links=dict(Counter(link[2] for link in links)),

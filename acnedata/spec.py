@@ -38,7 +38,12 @@ DEFAULT_ENDPOINTS: dict[str, str] = {
 }
 PORTALS = frozenset({"zenodo", "huggingface", "datagokr", "kaggle", "aihub"})
 NOASSERTION_ACTIONS = ("reject", "review")
-MOSAIC_POLICIES = ("exclude", "group")
+MOSAIC_POLICIES = ("exclude", "group", "follow")
+MOSAIC_POLICY_HELP = (
+    '"exclude" (drop images tiled from several photos), "group" (keep them, grouped with every '
+    'photo they show) or "follow" (keep them apart from the photos\' groups; a split puts each '
+    "on the side of the photos it shows, or leaves it out)"
+)
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ class DatasetSpec:
     verify_threshold: float = 0.94
     detail_threshold: float = 0.25  # fine detail must agree too (dedup.DedupConfig)
     regions: bool = True  # region-level matching (crops, mosaic tiles, overlaps) → groups
-    mosaics: str = "exclude"  # or "group": what happens to images tiled from 2-4 photos
+    mosaics: str = "exclude"  # "group" or "follow": what happens to images tiled from 2-4 photos
     sort_margin: float = 1.0
     path: str = ""
     sha256: str = ""
@@ -326,8 +331,7 @@ def parse_spec(raw: dict[str, Any], *, where: str = "<spec>") -> DatasetSpec:
     mosaics = dedup.string("mosaics", default="exclude")
     if mosaics not in MOSAIC_POLICIES:
         raise SpecError(
-            f'{where}: [dedup] mosaics = "{mosaics}" is not a policy; use "exclude" (drop images '
-            'tiled from several photos) or "group" (keep them, grouped with every photo they show)'
+            f'{where}: [dedup] mosaics = "{mosaics}" is not a policy; use {MOSAIC_POLICY_HELP}'
         )
     sort = _Reader(r.table("sort"), where, prefix="sort.").only("margin")
     return DatasetSpec(

@@ -65,6 +65,7 @@ def cross_validate(
             "manifest_sha256": source.sha256(),
             "expanded_copies": 0,
             "leaked_test_items": split.leaked_test_items(parts_items),
+            "left_out": [i["id"] for i in split.left_out(source.items, parts_items)],
             "validation_source": f"a grouped, stratified {config.validation_fraction:g} of the "
             "fold's train",
         }
@@ -92,6 +93,7 @@ def cross_validate(
              "test_class_counts": runs[names[0]][-1]["test_class_counts"],
              "baselines": runs[names[0]][-1]["baselines"],
              "leaked_test_items": base["leaked_test_items"],
+             "left_out_of_split": len(base["left_out"]),
              "test_ids": [i["id"] for i in parts_items["test"]]}
         )  # fmt: skip
     summary = summarise(runs, fold_info, folds, config)

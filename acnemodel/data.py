@@ -310,6 +310,9 @@ def prepare(
         )
     # Leaks by content too: a crop or mosaic tile of a train image that no group joined.
     leaks = leak_audit.content_leaks(manifest, parts_items)
+    if protocol == "honest":
+        parts_items, leaks = leak_audit.leave_out_leaking_mosaics(parts_items, leaks)
+        info["left_out"] = [i["id"] for i in split.left_out(manifest.items, parts_items)]
     info["content_leaks"] = [leak.as_dict() for leak in leaks]
     info["leaked_test_items"] = leak_audit.leaked_ids(
         parts_items, split.group_leaked_ids(parts_items), leaks

@@ -7,6 +7,7 @@ from typing import Any
 from acnedata.audit import Leak, audit_paths
 from acnedata.manifest import Manifest
 from acnemodel.errors import LeakError
+from acnemodel.straddle import leave_out_straddlers
 
 Item = dict[str, Any]
 SHOWN = 3  # pairs named in a refusal
@@ -35,6 +36,39 @@ def content_leaks(manifest: Manifest, parts: dict[str, list[Item]]) -> list[Leak
         )
         for leak in leaks
     ]
+
+
+def leave_out_leaking_mosaics(
+    parts: dict[str, list[Item]], leaks: list[Leak]
+) -> tuple[dict[str, list[Item]], list[Leak]]:
+    """Leave out of the split the mosaics among `leaks`; return the parts and the leaks left.
+
+    The audit matches test against train without the import's corroboration, so it can find a
+    tile the import did not link. A mosaic (`mosaic` field, kept by [dedup] mosaics = "follow"
+    or "group") on such a pair is left out as a straddling one would be; a leak between two
+    photos stays, for the refusal to name.
+    """
+    by_id = {i["id"]: i for part in parts.values() for i in part}
+    extra: dict[str, set[str]] = {}
+    for leak in leaks:
+        if by_id[leak.test].get("mosaic") or by_id[leak.train].get("mosaic"):
+            extra.setdefault(leak.test, set()).add(leak.train)
+            extra.setdefault(leak.train, set()).add(leak.test)
+    if not extra:
+        return parts, leaks
+    linked = {
+        name: [
+            {**i, "links": sorted({*i.get("links", ()), *extra[i["id"]]})}
+            if i["id"] in extra
+            else i
+            for i in part
+        ]
+        for name, part in parts.items()
+    }
+    _, out = leave_out_straddlers(linked)
+    gone = {i["id"] for i in out}
+    kept = {name: [i for i in part if i["id"] not in gone] for name, part in parts.items()}
+    return kept, [leak for leak in leaks if leak.test not in gone and leak.train not in gone]
 
 
 def leaked_ids(parts: dict[str, list[Item]], group_leaked: set[str], leaks: list[Leak]) -> int:

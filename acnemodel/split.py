@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from acnemodel.errors import LeakError
+from acnemodel.straddle import leave_out_straddlers
 
 Item = dict[str, Any]
 PARTS = ("train", "validation", "test")
@@ -54,7 +55,11 @@ def group_keys(items: Sequence[Item]) -> dict[str, str]:
 
 
 def split_items(items: Sequence[Item], test_fraction: float, seed: int) -> dict[str, list[Item]]:
-    """Keep fixed `split` fields; split the rest stratified by label and grouped by group."""
+    """Keep fixed `split` fields; split the rest stratified by label and grouped by group.
+
+    Items whose `links` (a mosaic under [dedup] mosaics = "follow") would cross two parts are
+    left out of every part; `left_out` names them.
+    """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test fraction must be between 0 and 1, not {test_fraction}")
     keys = group_keys(items)
@@ -102,7 +107,13 @@ def split_items(items: Sequence[Item], test_fraction: float, seed: int) -> dict[
             fixed = {m["split"] for m in groups[key] if "split" in m}
             part = next(p for p in PARTS if p in fixed)
         out[part].append(item)
-    return out
+    return leave_out_straddlers(out)[0]
+
+
+def left_out(items: Sequence[Item], parts: dict[str, list[Item]]) -> list[Item]:
+    """The items in no part: mosaics that show photos on two sides (straddle.py)."""
+    placed = {i["id"] for part in parts.values() for i in part}
+    return [i for i in items if i["id"] not in placed]
 
 
 def random_split(items: Sequence[Item], test_fraction: float, seed: int) -> dict[str, list[Item]]:
@@ -176,10 +187,11 @@ def carve_validation(
     if parts["validation"] or not parts["train"] or fraction <= 0:
         return parts
     free = [{k: v for k, v in item.items() if k != "split"} for item in parts["train"]]
-    carved = split_items(free, fraction, seed + 1)
+    carved = split_items(free, fraction, seed + 1)  # leaves out mosaics across the carve
     held = {item["id"] for item in carved["test"]}
+    kept = held | {item["id"] for item in carved["train"]}
     return {
-        "train": [i for i in parts["train"] if i["id"] not in held],
+        "train": [i for i in parts["train"] if i["id"] in kept and i["id"] not in held],
         "validation": [i for i in parts["train"] if i["id"] in held],
         "test": parts["test"],
     }
@@ -199,11 +211,10 @@ def fold_items(items: Sequence[Item], folds: int, seed: int) -> list[dict[str, l
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     out = []
     for train_idx, test_idx in splitter.split(list(range(len(items))), labels, groups):
-        out.append(
-            {
-                "train": [items[k] for k in train_idx],
-                "validation": [],
-                "test": [items[k] for k in test_idx],
-            }
-        )
+        fold = {
+            "train": [items[k] for k in train_idx],
+            "validation": [],
+            "test": [items[k] for k in test_idx],
+        }
+        out.append(leave_out_straddlers(fold)[0])
     return out

@@ -99,6 +99,12 @@ class RunResult:
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
+def left_out_summary(ids: list[str]) -> dict[str, Any]:
+    """How many items the split left out (mosaics showing photos on two sides), and which."""
+    why = "its content links (a mosaic and the photos it shows) would cross the split"
+    return {"items": len(ids), "why": why if ids else None, "first": ids[:5]}
+
+
 def train(
     manifest: str | Path,
     model: str = "paper",
@@ -257,6 +263,7 @@ def train_on(data: DataSplits, model_name: str, out: str | Path, config: TrainCo
         "split_counts": data.info["counts"],
         "expanded_copies": data.info.get("expanded_copies", 0),
         "leaked_test_items": data.info["leaked_test_items"],
+        "left_out_of_split": left_out_summary(data.info.get("left_out", [])),
         "validation_source": data.info["validation_source"],
         "validation_is_test": not len(parts["validation"]),
         "validation_size": len(parts["validation"]),
@@ -356,6 +363,8 @@ def summary_line(result: RunResult) -> str:
     m = result.metrics
     counts = m["split_counts"]
     leak = f", {m['leaked_test_items']} test items leaked" if m["leaked_test_items"] else ""
+    out = m.get("left_out_of_split", {}).get("items")
+    leak += f", {out} left out of the split (mosaics showing photos on both sides)" if out else ""
     major = m["baselines"]["majority"]["accuracy"]
     return (
         f"{m['model']}: test accuracy {100 * m['test_accuracy']:.2f}% (majority baseline "

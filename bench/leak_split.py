@@ -5,7 +5,9 @@ Imports a Roboflow-style labels CSV with `acnedata import CSV --out OUT --licenc
 acnemodel's honest protocol does (acnemodel.split.split_items, test fraction 0.3, seed 0) and
 prints, for the split by `group` and for the same split by `cluster` alone (what acnemodel did
 before groups), how many test items share an upload with train, the uploads kept in the
-manifest, and the test share. An item's upload is its file name up to `.rf.`, worked out here
+manifest and in the split, and the test share. Under `--mosaics follow` the split leaves
+out the mosaics whose photos it put on two sides (acnemodel.straddle); they are counted.
+An item's upload is its file name up to `.rf.`, worked out here
 independently of the importer's own naming rule.
 
     python bench/leak_split.py [CSV] [--out DIR] [--test-fraction 0.3] [--seed 0]
@@ -57,6 +59,8 @@ def measure(items: Sequence[dict[str, Any]], test_fraction: float, seed: int) ->
         "test": len(parts["test"]),
         "leaked": leaked,
         "group_leaks": split.leaked_test_items(parts),
+        "left_out": len(split.left_out(items, parts)),
+        "uploads": len({upload[i["id"]] for part in parts.values() for i in part}),
     }
 
 
@@ -81,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="import here (default: a temp folder, deleted)")
     parser.add_argument("--test-fraction", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mosaics", default="exclude", choices=("exclude", "group"))
+    parser.add_argument("--mosaics", default="exclude", choices=("exclude", "group", "follow"))
     args = parser.parse_args(argv)
     csv_path = args.csv.resolve()
     if not csv_path.is_file():
@@ -98,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{len(groups)} groups; uploads kept {len(kept)} of {len(total_uploads)} "
             f"({len(kept) / len(total_uploads):.1%})"
         )
-        by_cluster = [{k: v for k, v in i.items() if k != "group"} for i in items]
+        by_cluster = [{k: v for k, v in i.items() if k not in ("group", "links")} for i in items]
         for name, rows in (("group (this branch)", items), ("cluster only (before)", by_cluster)):
             m = measure(rows, args.test_fraction, args.seed)
             n = m["train"] + m["validation"] + m["test"]
@@ -106,7 +110,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"split by {name}: train {m['train']}, validation {m['validation']}, "
                 f"test {m['test']} ({m['test'] / n:.1%} of {n}); test items sharing an upload "
                 f"with train: {m['leaked']} of {m['test']} ({m['leaked'] / max(m['test'], 1):.1%})"
-                f"; sharing a group: {m['group_leaks']}"
+                f"; sharing a group: {m['group_leaks']}; left out of the split (mosaics showing "
+                f"photos on both sides): {m['left_out']}; uploads in the split {m['uploads']} of "
+                f"{len(total_uploads)} ({m['uploads'] / len(total_uploads):.1%})"
             )
     finally:
         if args.out is None:

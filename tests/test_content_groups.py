@@ -105,11 +105,17 @@ def test_status_says_which_uploads_only_mosaics_held(tmp_path):
     status = runner.invoke(app, ["status", str(out), "--json"])
     mosaics = json.loads(status.output)["mosaics"]
     # p0..p5 and c0 (upload u0, as p0 is not) carry 7 keys, u9 the eighth
-    assert mosaics == {"found": 1, "excluded": 1, "group_keys": 8, "group_keys_only_in_mosaics": 1}
+    assert mosaics == {
+        "policy": "exclude",
+        "found": 1,
+        "excluded": 1,
+        "group_keys": 8,
+        "group_keys_only_in_mosaics": 1,
+    }
     table = runner.invoke(app, ["status", str(out)]).output
     shown = " ".join(table.replace("│", " ").split())  # the detail column wraps in its box
     assert '[dedup] mosaics = "exclude"' in shown
-    assert "1 of 8 group keys" in shown and "--mosaics group keeps them" in shown, shown
+    assert "1 of 8 group keys" in shown and "--mosaics follow keeps them" in shown, shown
 
 
 def test_a_bad_mosaic_policy_is_one_line(tmp_path):
@@ -162,3 +168,39 @@ def test_acnemodel_refuses_a_split_where_test_shares_content_with_train(tmp_path
     data = load_dataset(manifest, (32, 32), allow_leaks=True)
     assert data.info["leaked_test_items"] == 1
     assert [leak["relation"] for leak in data.info["content_leaks"]] == ["crop"]
+
+
+def test_the_follow_policy_keeps_a_mosaic_apart_and_a_split_puts_it_with_its_photos(tmp_path):
+    from acnemodel import split
+
+    items = imported(tmp_path, "--mosaics", "follow")
+    tiled = items["m1234.jpg"]
+    shown = {items[f"p{k}.jpg"]["id"] for k in (1, 2, 3, 4)}
+    assert "mosaic of 4 tiles" in tiled["mosaic"]
+    assert set(tiled["links"]) == shown  # linked to each photo it shows, and to nothing else
+    groups = [items[f"p{k}.jpg"]["group"] for k in range(6)]
+    assert len(set(groups)) == 6 and tiled["group"] not in groups  # no group joined
+    assert all(items[f"p{k}.jpg"]["links"] == [tiled["id"]] for k in (1, 2, 3, 4))
+    assert "links" not in items["p0.jpg"] and "mosaic" not in items["p0.jpg"]
+
+    # more photos of their own groups, so that the four shown sometimes all land in train
+    others = [
+        dict(items["p5.jpg"], id=f"x{k}", group=f"gx{k}", cluster=f"cx{k}", label="ab"[k % 2])
+        for k in range(30)
+    ]
+    everything = [*items.values(), *others]
+    placed = left_out = 0
+    for seed in range(30):
+        parts = split.split_items(everything, 0.3, seed)
+        side = {i["id"]: name for name, part in parts.items() for i in part}
+        if tiled["id"] in side:
+            placed += 1
+            assert {side[i] for i in shown} == {side[tiled["id"]]}
+        else:
+            left_out += 1  # the photos straddle, or they sit opposite the mosaic's group
+            assert split.left_out(everything, parts) == [tiled]
+        assert len(side) == len(everything) - (tiled["id"] not in side)  # only the mosaic goes
+    assert placed and left_out  # both happen over 30 seeds; which seed does which is fixed
+
+    status = runner.invoke(app, ["status", str(tmp_path / "out"), "--json"])
+    assert json.loads(status.output)["mosaics"]["policy"] == "follow"

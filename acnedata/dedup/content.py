@@ -19,7 +19,9 @@ from acnedata.dedup import feature_store, mosaics, regions
 
 log = logging.getLogger(__name__)
 
-EXCLUDE, GROUP = "exclude", "group"
+# exclude: mosaics leave the manifest; group: their links join groups like any other;
+# follow: their links stay links (pipeline.group), which a split honours (acnemodel.split)
+EXCLUDE, GROUP, FOLLOW = "exclude", "group", "follow"
 _FINGERPRINT = "regions_fingerprint"  # catalog meta: what the stored links were computed from
 
 
@@ -191,6 +193,7 @@ def _count_stored(catalog: Any, report: ContentReport) -> None:
 
 __all__ = [
     "EXCLUDE",
+    "FOLLOW",
     "GROUP",
     "ContentReport",
     "content_stage",
