@@ -8,9 +8,11 @@ only content (whole-image clusters and region links) can.
 - augmented: N distinct real photos (non-mosaic, one per upload of the shared Roboflow export),
   each with K Roboflow-style augmented copies (crops, 90° turns, flips, shear, rotation, tone,
   blur, noise; bench/augment.py). Leak = test items whose photo has an item in train.
-- shared: the shared export itself, under each mosaic policy. Leak = test items whose upload
-  (known to this script only) has an item in train. Also: how many same-upload pairs in the
-  manifest share a group, and for leaked uploads, why (no region verifiable between them).
+- shared: the shared export itself, under each mosaic policy (`follow`: the split leaves out
+  the mosaics it cannot place with everything they are linked to; counted). Leak = test items
+  whose upload (known to this script only) has an item in train. Also: how many same-upload
+  pairs in the manifest share a group, and for leaked uploads, why (no region verifiable
+  between them).
 
     python bench/leak_content.py [--only augmented|shared] [--photos 200] [--copies 6]
 """
@@ -124,6 +126,7 @@ def measure(manifest: Path, truth: dict[str, str], seed: int) -> dict[str, Any]:
         "leak": len(leaked) / max(len(parts["test"]), 1),
         "pairs": pairs,
         "pairs_grouped": same_group,
+        "left_out": len(split.left_out(items, parts)),
     }
 
 
@@ -133,7 +136,8 @@ def report(title: str, m: dict[str, Any], total_keys: int, seconds: float) -> No
         f"{m['largest_group']}); kept {m['kept']} of {total_keys} ({m['kept'] / total_keys:.1%}); "
         f"test {m['test']} ({m['test_share']:.1%}); test items sharing content with train: "
         f"{m['leaked']} of {m['test']} ({m['leak']:.1%}); same-source pairs in one group: "
-        f"{m['pairs_grouped']} of {m['pairs']}; import took {seconds:.0f} s"
+        f"{m['pairs_grouped']} of {m['pairs']}; left out of the split (mosaics showing photos on "
+        f"both sides): {m['left_out']}; import took {seconds:.0f} s"
     )
 
 
@@ -244,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--only", choices=("augmented", "shared", "limits"))
     parser.add_argument("--photos", type=int, default=200)
     parser.add_argument("--copies", type=int, default=6)
-    parser.add_argument("--policies", default="exclude,group")
+    parser.add_argument("--policies", default="exclude,group,follow")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, help="keep the sets here (default: temp, deleted)")
     args = parser.parse_args(argv)

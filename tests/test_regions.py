@@ -353,3 +353,27 @@ def test_a_mosaic_whose_seams_each_show_only_in_part_is_found_by_their_crossing(
     assert found.score < 0.45  # neither seam alone would have been enough
     assert [axis for axis, _ in found.seams] == ["x", "y"]
     assert [pos for _, pos in found.seams] == pytest.approx([cx / SIDE, cy / SIDE], abs=0.01)
+
+
+def test_one_logo_on_three_framed_photos_does_not_vouch_for_itself():
+    # Three small pictures on black frames, each with the same logo: the logo is most of what
+    # shows, so each pair of logo copies comes out `same`, and (found on the transform bench)
+    # each logo copy then served as the "covering copy" that confirmed the other two's link.
+    boxes = [(72, 88, 112, 80), (40, 130, 130, 90), (120, 60, 100, 110)]
+
+    def framed(k: int, box: tuple[int, int, int, int]) -> Image.Image:
+        x, y, w, h = box
+        canvas = Image.new("RGB", (SIDE, SIDE))
+        canvas.paste(make_image(k, size=(SIDE, SIDE), seed=7 + k).resize((w, h)), (x, y))
+        return canvas
+
+    shown = [framed(k, box) for k, box in zip((4, 5, 6), boxes, strict=True)]
+    copies = [ImageEnhance.Brightness(im).enhance(1.2) for im in shown]
+    images = feats(*(logo(im) for im in shown), *copies)
+    every_pair = [(i, j) for i in range(6) for j in range(i + 1, 6)]
+    found = regions.verify_pairs(images, images, every_pair, regions.DEFAULT_REGION_CONFIG, 1)
+    logo_links = {(m.a, m.b) for m in found if m.b < 3}
+    assert logo_links == {(0, 1), (0, 2), (1, 2)}  # each passes every pairwise check
+    assert all(m.relation == "same" and m.span < 0.05 for m in found if m.b < 3)
+    kept = {(m.a, m.b) for m in regions.corroborated(images, found)}
+    assert kept == {(0, 3), (1, 4), (2, 5)}  # each logo copy with its own photo only

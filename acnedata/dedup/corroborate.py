@@ -22,14 +22,23 @@ log = logging.getLogger(__name__)
 # How many covering copies per side are verified against the other image when no found link
 # already corroborates: the copies with the most inliers come first.
 MAX_WITNESSES = 3
+# A copy covers an image only if the keypoints that matched them span this share of one of
+# the two. The same logo pasted on several photos links each to all the others as `same`, and
+# such a copy would then vouch for the others' logo links; on the transform bench those links
+# spanned 0.010-0.042, and 99.7% of 15,520 true links 0.05 or more (bench/dedup_quality.py
+# files, a diagnostic).
+MIN_COVER_SPAN = 0.05
 
 Verify = Callable[[list[tuple[int, int]]], set[tuple[int, int]]]
 
 
 def covering_copies(matches: Sequence) -> dict[int, list[int]]:
-    """Image → the images that hold all of it (same, or it is their crop), most inliers first."""
+    """Image → the images that hold all of it (same, or it is their crop), most inliers first;
+    links whose matches span under MIN_COVER_SPAN of both images do not count."""
     ranked: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for m in matches:
+        if m.span < MIN_COVER_SPAN:
+            continue  # an overlay's link, or too little of either image to say it covers
         if m.relation in ("same", "crop"):  # m.a is all inside m.b
             ranked[m.a].append((m.inliers, m.b))
         if m.relation in ("same", "contains"):  # m.b is all inside m.a

@@ -54,7 +54,8 @@ RELATIONS = ("same", "crop", "contains", "overlap")
 class RegionMatch:
     """Two images that share a region. relation is a's: `crop` = a is a crop of b,
     `contains` = a holds b (e.g. as a mosaic tile), `same`, or `overlap`. area_a / area_b: the
-    share of each image the shared region covers; inliers: matches kept by the affine fit."""
+    share of each image the shared region covers; inliers: matches kept by the affine fit;
+    span: the larger share of either image that the inliers' convex hull covers."""
 
     a: int
     b: int
@@ -63,6 +64,7 @@ class RegionMatch:
     area_b: float
     inliers: int
     mirrored: bool
+    span: float = 1.0
 
     def swapped(self) -> RegionMatch:
         inverse = {"crop": "contains", "contains": "crop"}
@@ -74,6 +76,7 @@ class RegionMatch:
             self.area_a,
             self.inliers,
             self.mirrored,
+            self.span,
         )
 
 
@@ -153,7 +156,8 @@ def _fit(
     db: np.ndarray,
     sizes: tuple[tuple[int, int], tuple[int, int]],
     config: RegionConfig,
-) -> tuple[int, np.ndarray] | None:
+) -> tuple[int, np.ndarray, float] | None:
+    """(inlier count, affine map a → b, span: see RegionMatch), or None for no plausible fit."""
     qa, qb = _matches(da, db, config.ratio)
     if len(qa) < config.min_inliers:
         return None
@@ -186,7 +190,13 @@ def _fit(
     )
     if spread < config.min_spread:
         return None
-    return inliers, matrix
+    return inliers, matrix, max(_hull_share(src[keep], sizes[0]), _hull_share(dst[keep], sizes[1]))
+
+
+def _hull_share(points: np.ndarray, size: tuple[int, int]) -> float:
+    """Share of an image (work pixels) inside the convex hull of some of its points."""
+    hull = cv2.convexHull(points.astype(np.float32))
+    return round(float(cv2.contourArea(hull)) / (size[0] * size[1]), 4)
 
 
 def _agreement(
@@ -275,7 +285,7 @@ def verify_pair(
             best = (*fit, mirrored)
     if best is None:
         return None
-    inliers, matrix, mirrored = best
+    inliers, matrix, span, mirrored = best
     thumb_b = b.thumb[:, ::-1] if mirrored else b.thumb
     if _agreement(matrix, a.thumb, a.size, thumb_b, b.size) < config.min_agreement:
         return None
@@ -292,7 +302,9 @@ def verify_pair(
         if whole_b
         else "overlap"
     )
-    return RegionMatch(ia, ib, relation, round(area_a, 3), round(area_b, 3), inliers, mirrored)
+    return RegionMatch(
+        ia, ib, relation, round(area_a, 3), round(area_b, 3), inliers, mirrored, span
+    )
 
 
 # --- matching collections -----------------------------------------------------------------------
