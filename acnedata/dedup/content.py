@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 # follow: their links stay links (pipeline.group), which a split honours (acnemodel.split)
 EXCLUDE, GROUP, FOLLOW = "exclude", "group", "follow"
 _FINGERPRINT = "regions_fingerprint"  # catalog meta: what the stored links were computed from
+# Bump when the mosaic finder or the matcher finds differently, so stored links are recomputed
+# (2: crossing seams; covering copies must span 5%).
+_METHOD = 2
 
 
 @dataclass
@@ -118,7 +121,7 @@ def _scan_or_load(
 
 def fingerprint(shas: Sequence[str], policy: str, config: regions.RegionConfig) -> str:
     """What the links depend on: the images (by content), the mosaic policy and the settings."""
-    h = hashlib.sha256(f"{policy}|{astuple(config)}".encode())
+    h = hashlib.sha256(f"{_METHOD}|{policy}|{astuple(config)}".encode())
     for sha in sorted(shas):
         h.update(sha.encode())
     return h.hexdigest()

@@ -21,7 +21,9 @@ from acnedata.dedup.keypoints import Features, RegionConfig
 from acnedata.dedup.mosaics import Mosaic
 
 FOLDER = "features"
-_FORMAT = 1  # bump when the file layout changes: old files are then not read
+# Bump when the file layout changes, or how its contents are found (2: mosaics found by two
+# crossing seams as well): old files are then not read.
+_FORMAT = 2
 _ARRAYS = ("points", "descriptors", "mirror_points", "mirror_descriptors", "thumb")
 
 
