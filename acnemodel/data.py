@@ -20,6 +20,7 @@ from acnemodel.augment import AugmentConfig, augment_where, build_augmenter
 from acnemodel.errors import ModelError
 from acnemodel.expand import CopyPlan, may_derive, plan_copies, render_copies
 from acnemodel.images import check_interpolation, load_input, to_input
+from acnemodel.leak_repair import repair_split
 from acnemodel.seeding import seed_everything
 
 if TYPE_CHECKING:
@@ -311,8 +312,10 @@ def prepare(
     # Leaks by content too: a crop or mosaic tile of a train image that no group joined.
     leaks = leak_audit.content_leaks(manifest, parts_items)
     if protocol == "honest":
-        parts_items, leaks = leak_audit.leave_out_leaking_mosaics(parts_items, leaks)
+        repair = repair_split(manifest, parts_items, leaks)
+        parts_items, leaks = repair.parts, repair.leaks
         info["left_out"] = [i["id"] for i in split.left_out(manifest.items, parts_items)]
+        info["moved_to_train"] = repair.moved_to_train
     info["content_leaks"] = [leak.as_dict() for leak in leaks]
     info["leaked_test_items"] = leak_audit.leaked_ids(
         parts_items, split.group_leaked_ids(parts_items), leaks

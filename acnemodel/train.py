@@ -105,6 +105,13 @@ def left_out_summary(ids: list[str]) -> dict[str, Any]:
     return {"items": len(ids), "why": why if ids else None, "first": ids[:5]}
 
 
+def moved_summary(ids: list[str]) -> dict[str, Any]:
+    """How many test items the content audit sent to train (their group shared content with
+    train, and no fixed split kept it in test), and which."""
+    why = "their group shares content with train (acnedata's region matcher)"
+    return {"items": len(ids), "why": why if ids else None, "first": ids[:5]}
+
+
 def train(
     manifest: str | Path,
     model: str = "paper",
@@ -264,6 +271,7 @@ def train_on(data: DataSplits, model_name: str, out: str | Path, config: TrainCo
         "expanded_copies": data.info.get("expanded_copies", 0),
         "leaked_test_items": data.info["leaked_test_items"],
         "left_out_of_split": left_out_summary(data.info.get("left_out", [])),
+        "moved_to_train": moved_summary(data.info.get("moved_to_train", [])),
         "validation_source": data.info["validation_source"],
         "validation_is_test": not len(parts["validation"]),
         "validation_size": len(parts["validation"]),
@@ -365,6 +373,8 @@ def summary_line(result: RunResult) -> str:
     leak = f", {m['leaked_test_items']} test items leaked" if m["leaked_test_items"] else ""
     out = m.get("left_out_of_split", {}).get("items")
     leak += f", {out} left out of the split (mosaics showing photos on both sides)" if out else ""
+    moved = m.get("moved_to_train", {}).get("items")
+    leak += f", {moved} moved from test to train (content shared with train)" if moved else ""
     major = m["baselines"]["majority"]["accuracy"]
     return (
         f"{m['model']}: test accuracy {100 * m['test_accuracy']:.2f}% (majority baseline "

@@ -204,3 +204,33 @@ def test_the_follow_policy_keeps_a_mosaic_apart_and_a_split_puts_it_with_its_pho
 
     status = runner.invoke(app, ["status", str(tmp_path / "out"), "--json"])
     assert json.loads(status.output)["mosaics"]["policy"] == "follow"
+
+
+def test_the_honest_split_moves_a_test_group_that_shares_content_with_train(tmp_path):
+    from acnemodel.leak_repair import repair_split
+    from acnemodel.leaks import content_leaks
+
+    imported(tmp_path)
+    path = tmp_path / "out" / "manifest.json"
+    _tamper_groups(path)  # no group joins the crop c0 to its photo p0 any more
+    manifest = load_manifest(path)
+    by_name = {i["id"].rsplit("/", 1)[-1]: i for i in manifest.items}
+    in_test = ("c0.jpg", "p5.jpg")
+    parts = {
+        "train": [i for name, i in sorted(by_name.items()) if name not in in_test],
+        "validation": [],
+        "test": [by_name[name] for name in in_test],
+    }
+    leaks = content_leaks(manifest, parts)
+    assert [(leak.test, leak.train) for leak in leaks] == [
+        (by_name["c0.jpg"]["id"], by_name["p0.jpg"]["id"])
+    ]
+    repaired = repair_split(manifest, parts, leaks)
+    assert repaired.moved_to_train == [by_name["c0.jpg"]["id"]]
+    assert repaired.parts["test"] == [by_name["p5.jpg"]] and repaired.leaks == []
+    assert content_leaks(manifest, repaired.parts) == []
+
+    # A split the dataset fixed is not moved: the leak stays for the refusal to name
+    fixed = {**parts, "test": [{**by_name["c0.jpg"], "split": "test"}, by_name["p5.jpg"]]}
+    kept = repair_split(manifest, fixed, leaks)
+    assert kept.moved_to_train == [] and kept.leaks == leaks
