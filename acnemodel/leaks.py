@@ -85,6 +85,6 @@ def refuse_content_leaks(leaks: list[Leak], where: str) -> None:
     more = f" (+{len(leaks) - SHOWN} more pairs)" if len(leaks) > SHOWN else ""
     raise LeakError(
         f"{where}: {tests} test item(s) share content with train: {shown}{more}; refusing to "
-        "train — re-run `acnedata dedup` on the collection so they are grouped, or pass "
-        "--allow-leaks to train anyway"
+        "train — their `split` fields fix them on two sides: give each pair one split in the "
+        "manifest, or pass --allow-leaks to train anyway"
     )
