@@ -377,3 +377,19 @@ def test_one_logo_on_three_framed_photos_does_not_vouch_for_itself():
     assert all(m.relation == "same" and m.span < 0.05 for m in found if m.b < 3)
     kept = {(m.a, m.b) for m in regions.corroborated(images, found)}
     assert kept == {(0, 3), (1, 4), (2, 5)}  # each logo copy with its own photo only
+
+
+def test_a_mosaic_shrunk_onto_a_black_frame_is_found_inside_it():
+    # 14 of the shared export's 46 framed images are 2x2 mosaics pasted on black; the frame
+    # check alone called them photos.
+    tiled = mosaic([photo(k) for k in range(60, 64)])  # seams at 50% and 47%
+    framed = Image.new("RGB", (SIDE, SIDE))
+    framed.paste(tiled.resize((150, 130)), (50, 60))
+    found = find_mosaic(framed)
+    assert found is not None and found.tiles == 4
+    assert [axis for axis, _ in found.seams] == ["x", "y"]
+    at = [(50 + 0.5 * 150) / SIDE, (60 + 120 / SIDE * 130) / SIDE]
+    assert [pos for _, pos in found.seams] == pytest.approx(at, abs=0.02)
+    lone = Image.new("RGB", (SIDE, SIDE))
+    lone.paste(photo(60).resize((150, 130)), (50, 60))
+    assert find_mosaic(lone) is None  # a photo on a frame is still a photo

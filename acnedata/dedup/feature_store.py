@@ -22,7 +22,7 @@ from acnedata.dedup.mosaics import Mosaic
 
 FOLDER = "features"
 # Bump when the file layout changes, or how its contents are found (2: mosaics found by two
-# crossing seams as well): old files are then not read.
+# crossing seams and inside frames as well): old files are then not read.
 _FORMAT = 2
 _ARRAYS = ("points", "descriptors", "mirror_points", "mirror_descriptors", "thumb")
 

@@ -89,8 +89,38 @@ def find_mosaic(image: Image.Image) -> Mosaic | None:
     if max(rgb_image.size) > SIDE:
         rgb_image = rgb_image.resize((SIDE, SIDE), Image.Resampling.BOX)
     rgb = np.asarray(rgb_image, dtype=np.float32)
-    if _framed(rgb):
+    return _framed_mosaic(rgb) if _framed(rgb) else _mosaic_of(rgb)
+
+
+def _framed_mosaic(rgb: np.ndarray) -> Mosaic | None:
+    """A mosaic shrunk onto a frame (its tiles pasted on black): the seams inside the picture,
+    as shares of the whole image. A photo on a frame has none, as any photo."""
+    lum = rgb.mean(axis=2)
+    ring = np.concatenate([lum[0], lum[-1], lum[:, 0], lum[:, -1]])
+    picture = np.abs(lum - np.median(ring)) > 12
+    rows = np.flatnonzero(picture.sum(axis=1) >= 3)  # a few stray pixels are JPEG noise
+    cols = np.flatnonzero(picture.sum(axis=0) >= 3)
+    if len(rows) < 4 * _MARGIN or len(cols) < 4 * _MARGIN:
         return None
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    inner = rgb[y0:y1, x0:x1]
+    if _framed(inner):
+        return None  # a frame inside the frame: too little of a picture to tell
+    found = _mosaic_of(inner)
+    if found is None:
+        return None
+    h, w = lum.shape
+
+    def on_whole(axis: str, pos: float) -> float:
+        start, length, side = (x0, x1 - x0, w) if axis == "x" else (y0, y1 - y0, h)
+        return round(float(start + pos * length) / side, 3)
+
+    seams = tuple((axis, on_whole(axis, pos)) for axis, pos in found.seams)
+    return Mosaic(found.tiles, seams, found.score)
+
+
+def _mosaic_of(rgb: np.ndarray) -> Mosaic | None:
+    """The seams of an unframed image (SIDE px or less), or None."""
     peaks = []  # per axis: (score, axis, position)
     for axis, array in (("x", rgb), ("y", rgb.transpose(1, 0, 2))):
         scores = _seam_scores(array)
