@@ -516,10 +516,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     picked, skipped, screened = pick_originals(args.dir, args.n * 4, args.seed, args.work)
-    originals, fillers = picked[: args.n], picked[args.n :]
-    if len(fillers) < 3 * len(originals):
-        print(f"only {len(picked)} distinct photos: -n at most {len(picked) // 4}", file=sys.stderr)
+    n = min(args.n, len(picked) // 4)  # each original's mosaic tiles need three fillers
+    if n < args.n:
+        print(f"only {len(picked)} distinct photos: -n {args.n} asked, {n} used")
+    if n < 1:
         return 1
+    originals, fillers = picked[:n], picked[n:]
     files = args.work / "files"
     truth = make_files(originals, fillers, files)
     names = sorted(truth)

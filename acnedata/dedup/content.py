@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 EXCLUDE, GROUP, FOLLOW = "exclude", "group", "follow"
 _FINGERPRINT = "regions_fingerprint"  # catalog meta: what the stored links were computed from
 # Bump when the mosaic finder or the matcher finds differently, so stored links are recomputed
-# (2: crossing seams, mosaics on frames; covering copies must span 5%).
+# (2: crossing seams, mosaics on frames; covering copies ranked by what they span).
 _METHOD = 2
 
 

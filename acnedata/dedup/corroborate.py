@@ -20,30 +20,37 @@ from acnedata.dedup.keypoints import Features
 log = logging.getLogger(__name__)
 
 # How many covering copies per side are verified against the other image when no found link
-# already corroborates: the copies with the most inliers come first.
+# already corroborates.
 MAX_WITNESSES = 3
-# A copy covers an image only if the keypoints that matched them span this share of one of
-# the two. The same logo pasted on several photos links each to all the others as `same`, and
-# such a copy would then vouch for the others' logo links; on the transform bench those links
-# spanned 0.010-0.042, and 99.7% of 15,520 true links 0.05 or more (bench/dedup_quality.py
-# files, a diagnostic).
-MIN_COVER_SPAN = 0.05
+# A covering copy's matches must span this share of the widest covering copy's: see below.
+WIDE_SHARE = 0.5
 
 Verify = Callable[[list[tuple[int, int]]], set[tuple[int, int]]]
 
 
 def covering_copies(matches: Sequence) -> dict[int, list[int]]:
-    """Image → the images that hold all of it (same, or it is their crop), most inliers first;
-    links whose matches span under MIN_COVER_SPAN of both images do not count."""
-    ranked: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    """Image → the images that hold all of it (same, or it is their crop): those whose matched
+    keypoints span at least WIDE_SHARE of the widest such copy's (RegionMatch.span), widest
+    first.
+
+    The same logo pasted on several small framed pictures links each to the others as `same`,
+    sometimes with more inliers than a picture's own copies; counted as a covering copy, it
+    vouched for the others' logo links (the transform bench). Its matches span only the logo
+    (0.010-0.042 of the image there), a real copy's the picture; the share is the image's own,
+    since a small framed picture's real copies span little of the whole image too (0.02-0.11).
+    """
+    ranked: dict[int, list[tuple[float, int, int]]] = defaultdict(list)
     for m in matches:
-        if m.span < MIN_COVER_SPAN:
-            continue  # an overlay's link, or too little of either image to say it covers
         if m.relation in ("same", "crop"):  # m.a is all inside m.b
-            ranked[m.a].append((m.inliers, m.b))
+            ranked[m.a].append((m.span, m.inliers, m.b))
         if m.relation in ("same", "contains"):  # m.b is all inside m.a
-            ranked[m.b].append((m.inliers, m.a))
-    return {i: [j for _, j in sorted(found, reverse=True)] for i, found in ranked.items()}
+            ranked[m.b].append((m.span, m.inliers, m.a))
+    out = {}
+    for image, found in ranked.items():
+        found.sort(reverse=True)
+        widest = found[0][0]
+        out[image] = [j for span, _, j in found if span >= WIDE_SHARE * widest]
+    return out
 
 
 def corroborate(
