@@ -103,7 +103,7 @@ def cross_group_links(catalog: Catalog, records: dict[int, dict[str, Any]]) -> N
     """Give each record the ids of the items in other groups it shares a region with.
 
     Only [dedup] mosaics = "follow" leaves such links (a mosaic and the photos it shows); a
-    split must keep both ends on one side or leave the mosaic out (acnemodel.split)."""
+    split must keep both ends on one side or leave the mosaic out (acnemodel.straddle)."""
     for a, b, *_ in catalog.region_links():
         if a in records and b in records and records[a]["group"] != records[b]["group"]:
             records[a].setdefault("links", []).append(records[b]["id"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +30,6 @@ def repair_split(
     manifest: Manifest,
     parts: Parts,
     leaks: list[Leak],
-    audit: Callable[[Manifest, Parts], list[Leak]] = leak_audit.content_leaks,
 ) -> Repair:
     """Leave out the mosaics among `leaks`; move to train each test group (by group_keys) that
     shares content with train, unless one of its items has a fixed `split`.
@@ -56,7 +54,9 @@ def repair_split(
             "test": [i for i in parts["test"] if i["id"] not in gone],
         }
         moved += sorted(gone)
-        fresh = audit(manifest, {"train": moving, "validation": [], "test": parts["test"]})
+        fresh = leak_audit.content_leaks(
+            manifest, {"train": moving, "validation": [], "test": parts["test"]}
+        )
         leaks = [leak for leak in leaks if leak.test not in gone] + fresh
     parts, leaks = leak_audit.leave_out_leaking_mosaics(parts, leaks)  # after the last round
     return Repair(parts, leaks, moved)

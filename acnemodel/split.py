@@ -189,9 +189,9 @@ def carve_validation(
     free = [{k: v for k, v in item.items() if k != "split"} for item in parts["train"]]
     carved = split_items(free, fraction, seed + 1)  # leaves out mosaics across the carve
     held = {item["id"] for item in carved["test"]}
-    kept = held | {item["id"] for item in carved["train"]}
+    trained = {item["id"] for item in carved["train"]}
     return {
-        "train": [i for i in parts["train"] if i["id"] in kept and i["id"] not in held],
+        "train": [i for i in parts["train"] if i["id"] in trained],
         "validation": [i for i in parts["train"] if i["id"] in held],
         "test": parts["test"],
     }

@@ -99,16 +99,12 @@ class RunResult:
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
-def left_out_summary(ids: list[str]) -> dict[str, Any]:
-    """How many items the split left out (mosaics showing photos on two sides), and which."""
-    why = "its content links (a mosaic and the photos it shows) would cross the split"
-    return {"items": len(ids), "why": why if ids else None, "first": ids[:5]}
+LEFT_OUT_WHY = "its content links (a mosaic and the photos it shows) would cross the split"
+MOVED_WHY = "their group shares content with train (acnedata's region matcher)"
 
 
-def moved_summary(ids: list[str]) -> dict[str, Any]:
-    """How many test items the content audit sent to train (their group shared content with
-    train, and no fixed split kept it in test), and which."""
-    why = "their group shares content with train (acnedata's region matcher)"
+def id_summary(ids: list[str], why: str) -> dict[str, Any]:
+    """How many items a split repair touched (left out, moved to train), why, and the first."""
     return {"items": len(ids), "why": why if ids else None, "first": ids[:5]}
 
 
@@ -270,8 +266,8 @@ def train_on(data: DataSplits, model_name: str, out: str | Path, config: TrainCo
         "split_counts": data.info["counts"],
         "expanded_copies": data.info.get("expanded_copies", 0),
         "leaked_test_items": data.info["leaked_test_items"],
-        "left_out_of_split": left_out_summary(data.info.get("left_out", [])),
-        "moved_to_train": moved_summary(data.info.get("moved_to_train", [])),
+        "left_out_of_split": id_summary(data.info.get("left_out", []), LEFT_OUT_WHY),
+        "moved_to_train": id_summary(data.info.get("moved_to_train", []), MOVED_WHY),
         "validation_source": data.info["validation_source"],
         "validation_is_test": not len(parts["validation"]),
         "validation_size": len(parts["validation"]),

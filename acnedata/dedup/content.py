@@ -111,11 +111,9 @@ def _scan_or_load(
     advance(len(rows) - len(todo))
     fresh = scan_files([str(out_dir / rows[k]["file"]) for k in todo], config, workers, advance)
     for k, result in zip(todo, fresh, strict=True):
-        if result is None:
-            continue  # unreadable: nothing to keep, asked again next time
-        out[k] = result
-        if result[1] is not None:
-            feature_store.save(folder, rows[k]["sha256"], result)
+        if result is not None:  # unreadable: nothing to keep, asked again next time
+            out[k] = result
+            feature_store.keep(folder, rows[k]["sha256"], result)
     return out, len(rows) - len(todo)
 
 

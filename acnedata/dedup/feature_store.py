@@ -50,6 +50,15 @@ def save(folder: Path, sha256: str, scanned: tuple[Mosaic | None, Features]) -> 
     os.replace(tmp, path)
 
 
+def keep(folder: Path, sha256: str, scanned: tuple[Mosaic | None, Features | None] | None) -> bool:
+    """save() a scan result that has features (not an unreadable or featureless image); whether
+    it did."""
+    if scanned is None or scanned[1] is None:
+        return False
+    save(folder, sha256, scanned)  # type: ignore[arg-type]
+    return True
+
+
 def has(folder: Path, sha256: str) -> bool:
     """Whether an image's features are kept here (without reading them)."""
     return _path(folder, sha256).is_file()

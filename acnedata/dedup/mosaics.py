@@ -72,10 +72,14 @@ def _seam_scores(rgb: np.ndarray) -> np.ndarray:
     return scores
 
 
+def _ring(lum: np.ndarray) -> np.ndarray:
+    """The outermost pixels of a luminance image: where a frame would be."""
+    return np.concatenate([lum[0], lum[-1], lum[:, 0], lum[:, -1]])
+
+
 def _framed(rgb: np.ndarray) -> bool:
     """A picture on a uniform frame (a crop pasted on black) has straight edges too."""
-    lum = rgb.mean(axis=2)
-    ring = np.concatenate([lum[0], lum[-1], lum[:, 0], lum[:, -1]])
+    ring = _ring(rgb.mean(axis=2))
     return bool(np.mean(np.abs(ring - np.median(ring)) <= 6) >= 0.98)
 
 
@@ -96,8 +100,7 @@ def _framed_mosaic(rgb: np.ndarray) -> Mosaic | None:
     """A mosaic shrunk onto a frame (its tiles pasted on black): the seams inside the picture,
     as shares of the whole image. A photo on a frame has none, as any photo."""
     lum = rgb.mean(axis=2)
-    ring = np.concatenate([lum[0], lum[-1], lum[:, 0], lum[:, -1]])
-    picture = np.abs(lum - np.median(ring)) > 12
+    picture = np.abs(lum - np.median(_ring(lum))) > 12
     rows = np.flatnonzero(picture.sum(axis=1) >= 3)  # a few stray pixels are JPEG noise
     cols = np.flatnonzero(picture.sum(axis=0) >= 3)
     if len(rows) < 4 * _MARGIN or len(cols) < 4 * _MARGIN:

@@ -93,8 +93,5 @@ def keep_features(out_dir: Path, stored: list[tuple[str, str]]) -> int:
     for sha256, file in stored:
         if feature_store.has(folder, sha256):
             continue
-        scanned = scan_file(str(out_dir / file), config)
-        if scanned is not None and scanned[1] is not None:
-            feature_store.save(folder, sha256, scanned)
-            found += 1
+        found += feature_store.keep(folder, sha256, scan_file(str(out_dir / file), config))
     return found
