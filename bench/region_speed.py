@@ -112,7 +112,7 @@ def rusage_mib() -> tuple[float, float]:
 
 def run_regions(paths: list[str]) -> dict:
     """The pipeline's content stage on the files: scan_files, then match_within (called as its
-    three parts, vote_pairs, verify_pairs and corroborated, to count the candidates)."""
+    parts, vote_pairs, verify_pairs, verify_loners and corroborated, to count the candidates)."""
     from acnedata.dedup import content, regions
 
     t0 = time.perf_counter()
@@ -123,14 +123,18 @@ def run_regions(paths: list[str]) -> dict:
     t2 = time.perf_counter()
     links = regions.verify_pairs(feats, feats, pairs)
     t3 = time.perf_counter()
-    links = regions.corroborated(feats, links)
+    mosaics = {k for k, r in enumerate(scanned) if r and r[0] is not None}
+    loner_links = regions.verify_loners(feats, pairs, links, mosaics=mosaics)
     t4 = time.perf_counter()
+    links = regions.corroborated(feats, links + loner_links)
+    t5 = time.perf_counter()
     return {
-        "seconds": t4 - t0,
+        "seconds": t5 - t0,
         "scan": t1 - t0,
         "vote": t2 - t1,
         "verify": t3 - t2,
-        "corroborate": t4 - t3,
+        "loners": t4 - t3,
+        "corroborate": t5 - t4,
         "mosaics": sum(bool(r and r[0] is not None) for r in scanned),
         "unreadable": sum(r is None for r in scanned),
         "candidates": len(pairs),
@@ -191,7 +195,7 @@ def print_size(r: dict, w: dict) -> None:
     print(
         f"  {n:>6,} images: region stage {r['seconds']:7.1f} s ({1000 * r['seconds'] / n:.1f} ms"
         f"/image; scan {r['scan']:.1f} s, vote {r['vote']:.1f} s, verify {r['verify']:.1f} s, "
-        f"corroborate {r.get('corroborate', 0.0):.1f} s), "
+        f"loners {r.get('loners', 0.0):.1f} s, corroborate {r.get('corroborate', 0.0):.1f} s), "
         f"{r['candidates']:,} candidate pairs, {r['links']:,} verified links, "
         f"{r['mosaics']:,} mosaics"
     )

@@ -153,7 +153,7 @@ def content_stage(
         advance(len(rows))
         return report
     scanned, report.stored_features = _scan_or_load(rows, out_dir, config, workers, advance)
-    marks, feats, ids = [], [], []
+    marks, feats, ids, mosaics = [], [], [], set()
     for row, result in zip(rows, scanned, strict=True):
         mosaic, feat = result if result else (None, None)
         report.unreadable += result is None
@@ -163,9 +163,11 @@ def content_stage(
         )
         marks.append((row["id"], reason, excluded))
         if feat is not None and not excluded:
+            if reason:
+                mosaics.add(len(feats))
             feats.append(feat)
             ids.append(row["id"])
-    matches = regions.match_within(feats, config, workers)
+    matches = regions.match_within(feats, config, workers, mosaics)
     links = [(ids[m.a], ids[m.b], m.relation, m.area_a, m.area_b, m.inliers) for m in matches]
     with catalog.transaction():
         catalog.set_mosaics(marks)
@@ -211,6 +213,7 @@ def paths_content(
     every verified pair that shares a region, and every image found to be a mosaic."""
     scanned = scan_files(paths, config)
     feats = [s[1] if s else None for s in scanned]
+    mosaics = {k for k, s in enumerate(scanned) if s and s[0] is not None}
     links = [
         {
             "a": paths[m.a],
@@ -220,7 +223,7 @@ def paths_content(
             "area_b": m.area_b,
             "inliers": m.inliers,
         }
-        for m in regions.match_within(feats, config)
+        for m in regions.match_within(feats, config, mosaics=mosaics)
     ]
     found = [
         {"path": p, "reason": s[0].reason}

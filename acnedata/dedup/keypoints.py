@@ -36,6 +36,8 @@ class RegionConfig:
       of 18 false links 0.49 or less.
     candidates: per image, how many of its best-voted partners are verified.
     lsh_tables / lsh_bits / bucket_cap: the vote index (see vote_pairs).
+    loner_bucket_cap / loner_candidates: the wider index that images left unlinked query again,
+      and how many new partners each verifies (votes.loner_pairs); a cap of 0 turns it off.
     same_area: both images covered this much by the shared region → `same`; one → crop/contains.
     clahe_clip / clahe_tiles: local contrast equalisation (CLAHE) of the work image before
       keypoints are found; clahe_tiles 0 turns it off.
@@ -58,6 +60,8 @@ class RegionConfig:
     lsh_tables: int = 16
     lsh_bits: int = 18
     bucket_cap: int = 24
+    loner_bucket_cap: int = 96
+    loner_candidates: int = 8
     same_area: float = 0.85
     clahe_clip: float = 2.0
     clahe_tiles: int = 4

@@ -23,7 +23,7 @@ from acnedata.dedup.keypoints import (
     features,
     tiled_features,
 )
-from acnedata.dedup.votes import AS_IS, BOTH, MIRRORED, vote_pairs
+from acnedata.dedup.votes import AS_IS, BOTH, MIRRORED, loner_pairs, vote_pairs
 
 __all__ = [  # the region API in one place: keypoints and votes live in modules of their own
     "AS_IS",
@@ -42,6 +42,7 @@ __all__ = [  # the region API in one place: keypoints and votes live in modules 
     "match_within",
     "process_pool",
     "tiled_features",
+    "verify_loners",
     "verify_pair",
     "verify_pairs",
     "vote_pairs",
@@ -366,11 +367,29 @@ def match_within(
     feats: Sequence[Features | None],
     config: RegionConfig = DEFAULT_REGION_CONFIG,
     workers: int | None = None,
+    mosaics: set[int] = frozenset(),
 ) -> list[RegionMatch]:
-    """Every verified pair (i < j) of images of one collection that share a region."""
+    """Every verified pair (i < j) of images of one collection that share a region; mosaics
+    (indices into feats) take no second chance (votes.loner_pairs)."""
     pairs = vote_pairs(feats, feats, config, self_join=True)
     found = verify_pairs(feats, feats, pairs, config, workers)
+    found += verify_loners(feats, pairs, found, config, workers, mosaics)
     return corroborated(feats, found, config) if config.corroborate else found
+
+
+def verify_loners(
+    feats: Sequence[Features | None],
+    tried: Sequence[Pair],
+    found: Sequence[RegionMatch],
+    config: RegionConfig = DEFAULT_REGION_CONFIG,
+    workers: int | None = None,
+    mosaics: set[int] = frozenset(),
+) -> list[RegionMatch]:
+    """The pairs that the images no found match links verify in their second chance
+    (votes.loner_pairs)."""
+    linked = {m.a for m in found} | {m.b for m in found}
+    asked = loner_pairs(feats, tried, linked, config, mosaics)
+    return verify_pairs(feats, feats, asked, config, workers)
 
 
 def corroborated(
