@@ -40,11 +40,17 @@ def import_manifest(dataset: Path, work: Path, mosaics: str) -> Path:
     return out / "manifest.json"
 
 
+def run_key(model: str, args: argparse.Namespace) -> str:
+    """The folder (under WORK) and table row of one model's run with these settings."""
+    key = f"{model}-{args.image_size}" if args.image_size else model
+    return f"{key}-presence-{args.presence}" if args.presence else key
+
+
 def run_model(manifest: Path, model: str, args: argparse.Namespace) -> dict[str, Any]:
     from acnemodel.cv import cross_validate
     from acnemodel.train import TrainConfig
 
-    out = args.work / (f"{model}-{args.image_size}" if args.image_size else model)
+    out = args.work / run_key(model, args)
     if args.resume and (out / "cv.json").is_file():
         print(f"{model}: kept {out / 'cv.json'}", flush=True)
         return json.loads((out / "cv.json").read_text(encoding="utf-8"))
@@ -53,6 +59,7 @@ def run_model(manifest: Path, model: str, args: argparse.Namespace) -> dict[str,
         seed=args.seed,
         recipe={"patience": args.patience},
         image_size=(args.image_size, args.image_size) if args.image_size else None,
+        presence=args.presence,
         verbose=0,
     )
     started = time.perf_counter()
@@ -89,7 +96,7 @@ def print_table(summaries: dict[str, dict[str, Any]]) -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, s in summaries.items():
-        m = s["models"][name]
+        m = next(iter(s["models"].values()))
         size = "×".join(str(v) for v in m["image_size"])
         folds = ", ".join(f"{100 * v:.1f}" for v in m["test_accuracy"]["folds"])
         print(
@@ -106,7 +113,7 @@ def print_table(summaries: dict[str, dict[str, Any]]) -> None:
         )
     print()
     for name, s in summaries.items():
-        m = s["models"][name]
+        m = next(iter(s["models"].values()))
         print(
             f"{name}: per fold balanced accuracy {m['balanced_accuracy']['folds']}, macro F1 "
             f"{m['macro_f1']['folds']}, selected epochs {m['selected_epochs']}, "
@@ -131,21 +138,27 @@ def main() -> int:
     )
     parser.add_argument("--mosaics", default="group", choices=["group", "exclude"])
     parser.add_argument(
+        "--presence",
+        default=None,
+        help="train on the classes in extra.FIELD (the export's `types` column), label by severity",
+    )
+    parser.add_argument(
         "--report-only", action="store_true", help="train nothing: print from WORK/*/cv.json"
     )
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.report_only:
+        keys = [run_key(n, args) for n in names]
         summaries = {
-            n: json.loads((args.work / n / "cv.json").read_text(encoding="utf-8"))
-            for n in names
-            if (args.work / n / "cv.json").is_file()
+            k: json.loads((args.work / k / "cv.json").read_text(encoding="utf-8"))
+            for k in keys
+            if (args.work / k / "cv.json").is_file()
         }
     else:
         manifest = import_manifest(args.dataset, args.work, args.mosaics)
         print(f"manifest: {manifest}", flush=True)
-        summaries = {n: run_model(manifest, n, args) for n in names}
+        summaries = {run_key(n, args): run_model(manifest, n, args) for n in names}
     if summaries:
         print_table(summaries)
     return 0

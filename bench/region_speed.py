@@ -119,12 +119,13 @@ def run_regions(paths: list[str]) -> dict:
     scanned = content.scan_files(paths)
     t1 = time.perf_counter()
     feats = [result[1] if result else None for result in scanned]
-    pairs = regions.vote_pairs(feats, feats, regions.DEFAULT_REGION_CONFIG, self_join=True)
+    keys = regions.index_keys(feats)
+    pairs = regions.vote_pairs(feats, feats, self_join=True, keys=keys)
     t2 = time.perf_counter()
     links = regions.verify_pairs(feats, feats, pairs)
     t3 = time.perf_counter()
     mosaics = {k for k, r in enumerate(scanned) if r and r[0] is not None}
-    loner_links = regions.verify_loners(feats, pairs, links, mosaics=mosaics)
+    loner_links = regions.verify_loners(feats, pairs, links, mosaics=mosaics, keys=keys)
     t4 = time.perf_counter()
     links = regions.corroborated(feats, links + loner_links)
     t5 = time.perf_counter()

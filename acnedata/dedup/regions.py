@@ -23,7 +23,7 @@ from acnedata.dedup.keypoints import (
     features,
     tiled_features,
 )
-from acnedata.dedup.votes import AS_IS, BOTH, MIRRORED, loner_pairs, vote_pairs
+from acnedata.dedup.votes import AS_IS, BOTH, MIRRORED, index_keys, loner_pairs, vote_pairs
 
 __all__ = [  # the region API in one place: keypoints and votes live in modules of their own
     "AS_IS",
@@ -38,6 +38,7 @@ __all__ = [  # the region API in one place: keypoints and votes live in modules 
     "can_fork",
     "corroborated",
     "features",
+    "index_keys",
     "match_across",
     "match_within",
     "process_pool",
@@ -371,9 +372,10 @@ def match_within(
 ) -> list[RegionMatch]:
     """Every verified pair (i < j) of images of one collection that share a region; mosaics
     (indices into feats) take no second chance (votes.loner_pairs)."""
-    pairs = vote_pairs(feats, feats, config, self_join=True)
+    keys = index_keys(feats, config)
+    pairs = vote_pairs(feats, feats, config, self_join=True, keys=keys)
     found = verify_pairs(feats, feats, pairs, config, workers)
-    found += verify_loners(feats, pairs, found, config, workers, mosaics)
+    found += verify_loners(feats, pairs, found, config, workers, mosaics, keys)
     return corroborated(feats, found, config) if config.corroborate else found
 
 
@@ -384,11 +386,12 @@ def verify_loners(
     config: RegionConfig = DEFAULT_REGION_CONFIG,
     workers: int | None = None,
     mosaics: set[int] = frozenset(),
+    keys: np.ndarray | None = None,
 ) -> list[RegionMatch]:
     """The pairs that the images no found match links verify in their second chance
-    (votes.loner_pairs)."""
+    (votes.loner_pairs; keys: the collection's votes.index_keys, if made already)."""
     linked = {m.a for m in found} | {m.b for m in found}
-    asked = loner_pairs(feats, tried, linked, config, mosaics)
+    asked = loner_pairs(feats, tried, linked, config, mosaics, keys)
     return verify_pairs(feats, feats, asked, config, workers)
 
 

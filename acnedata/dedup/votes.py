@@ -35,11 +35,20 @@ def _add_votes(
     total: tuple[np.ndarray, np.ndarray], codes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(codes, counts) so far plus one table's raw codes: counting table by table keeps only
-    the distinct codes in memory, not every collision of all the tables at once."""
+    the distinct codes in memory, not every collision of all the tables at once. Both code
+    lists are sorted, so the table's codes are merged in, not the total sorted again."""
     new, counts = np.unique(codes, return_counts=True)
-    merged, where = np.unique(np.concatenate([total[0], new]), return_inverse=True)
-    summed = np.bincount(where, weights=np.concatenate([total[1], counts]), minlength=len(merged))
-    return merged, summed.astype(np.int64)
+    known, known_counts = total
+    at = np.searchsorted(known, new)
+    hit = at < len(known)
+    hit[hit] = known[at[hit]] == new[hit]
+    known_counts = known_counts.copy()
+    known_counts[at[hit]] += counts[hit]
+    miss = ~hit
+    return (
+        np.insert(known, at[miss], new[miss]),
+        np.insert(known_counts, at[miss], counts[miss]),
+    )
 
 
 def _stack(feats: Sequence[Features | None], mirror: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +71,7 @@ def _bucket_pairs(
     made bucket by bucket, each side-0 entry with the bucket's side-1 run, so the work follows
     the pairs made, not the cap (the wide index of loner_pairs keeps buckets of 96).
     """
-    order = np.lexsort((side, keys))
+    order = np.argsort(keys.astype(np.int64) * 2 + side, kind="stable")  # by key, side 0 first
     k, o, s = keys[order], owners[order], side[order]
     if not len(k):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -84,6 +93,14 @@ def _bucket_pairs(
     return left.astype(np.int64), right.astype(np.int64)
 
 
+def index_keys(
+    index: Sequence[Features | None], config: RegionConfig = DEFAULT_REGION_CONFIG
+) -> np.ndarray:
+    """(tables, descriptors) LSH keys of the index images' descriptors (not of their mirror
+    images'), for vote_pairs to take instead of making them again."""
+    return _keys(_stack(index, mirror=False)[0], _table_bits(config))
+
+
 AS_IS, MIRRORED, BOTH = 1, 2, 3  # which orientations of b a candidate pair is verified in
 
 
@@ -92,6 +109,8 @@ def vote_pairs(
     index: Sequence[Features | None],
     config: RegionConfig = DEFAULT_REGION_CONFIG,
     self_join: bool = False,
+    keys: np.ndarray | None = None,
+    cap: int | None = None,
 ) -> list[tuple[int, int, int]]:
     """Candidate (query, index, orientations) image pairs, by descriptor collisions in LSH tables.
 
@@ -105,21 +124,28 @@ def vote_pairs(
     most of the votes (AS_IS or MIRRORED), or BOTH when neither has 1.5 times the other's. On
     augmented copies the votes chose the orientation that verified in 1,450 of 1,466 pairs, and
     each pass is a brute-force match, the bulk of the stage's time.
+
+    keys: the index's index_keys when already made; cap: the bucket cap if not config's.
     """
+    cap = cap or config.bucket_cap
     bits = _table_bits(config)
     qd, qo = _stack(queries, mirror=False)
     md, mo = _stack(queries, mirror=True)
     idx_d, idx_o = _stack(index, mirror=False)
-    q_desc = np.concatenate([qd, md])
+    index_k = keys if keys is not None else _keys(idx_d, bits)
+    # in a self-join the queries' own descriptors are the index's: their keys are made once
+    q_keys = np.concatenate([index_k if self_join else _keys(qd, bits), _keys(md, bits)], axis=1)
     # Owners carry the orientation in their lowest bit: 1 for a query's mirror descriptors.
     q_own = np.r_[qo * 2, mo * 2 + 1]
-    side = np.r_[np.zeros(len(q_desc), np.int8), np.ones(len(idx_d), np.int8)]
-    owners = np.r_[q_own, idx_o * 2]
-    keys = _keys(np.concatenate([q_desc, idx_d]), bits)
     n_index = max(len(index), 1)
     votes = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     for t in range(len(bits)):
-        qi, ii = _bucket_pairs(keys[t], owners, side, config.bucket_cap)
+        table, owners = index_k[t], idx_o * 2
+        if not self_join:  # a few queries against a large index: only keys they hold can pair
+            near = np.isin(table, q_keys[t])
+            table, owners = table[near], owners[near]
+        side = np.r_[np.zeros(len(q_own), np.int8), np.ones(len(table), np.int8)]
+        qi, ii = _bucket_pairs(np.r_[q_keys[t], table], np.r_[q_own, owners], side, cap)
         flag, qi, ii = qi % 2, qi // 2, ii // 2
         if self_join:
             keep = qi != ii
@@ -161,6 +187,7 @@ def loner_pairs(
     linked: set[int],
     config: RegionConfig = DEFAULT_REGION_CONFIG,
     mosaics: set[int] = frozenset(),
+    keys: np.ndarray | None = None,
 ) -> list[tuple[int, int, int]]:
     """A second chance for the images of one collection that no verified pair links: their
     candidates (i < j, orientations) from an index that keeps buckets of up to
@@ -181,7 +208,8 @@ def loner_pairs(
     wide = replace(config, bucket_cap=config.loner_bucket_cap, candidates=config.loner_candidates)
     done = {(p[0], p[1]) for p in tried}
     found: dict[tuple[int, int], int] = {}
-    for q, j, orientation in vote_pairs([feats[i] for i in loners], feats, wide):
+    asked = [feats[i] for i in loners]
+    for q, j, orientation in vote_pairs(asked, feats, wide, keys=keys, cap=config.loner_bucket_cap):
         i = loners[q]
         pair = (min(i, j), max(i, j))
         if i != j and pair not in done and pair not in found:
