@@ -80,6 +80,13 @@ WeightsOpt = Annotated[
     str,
     typer.Option(help="backbone weights: imagenet (downloaded on first use), none, or a file"),
 ]
+PresenceOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="train on the classes each image shows, listed in this manifest field (extra.FIELD, "
+        "e.g. types: 'pustular|papular'); the label is read off by severity, learnt from train"
+    ),
+]
 FoldsOpt = Annotated[
     int | None,
     typer.Option(help="grouped, stratified K-fold cross-validation instead of one split"),
@@ -197,6 +204,7 @@ def train(
     patience: PatienceOpt = None,
     backbone: BackboneOpt = None,
     weights: WeightsOpt = "imagenet",
+    presence: PresenceOpt = None,
     folds: FoldsOpt = None,
     image_size: SizeOpt = None,
     interpolation: InterpOpt = "bilinear",
@@ -238,6 +246,7 @@ def train(
             recipe={"patience": patience},
             backbone=backbone,
             weights=weights,
+            presence=presence,
             interpolation=interpolation,
             expand_to=expand_to,
             per_class=per_class,
@@ -274,6 +283,7 @@ def compare(
     validation_fraction: ValFractionOpt = 0.15,
     learning_rate: LrOpt = None,
     patience: PatienceOpt = None,
+    presence: PresenceOpt = None,
     folds: FoldsOpt = None,
     image_size: SizeOpt = None,
     interpolation: InterpOpt = "bilinear",
@@ -319,6 +329,7 @@ def compare(
             validation_fraction=validation_fraction,
             learning_rate=learning_rate,
             recipe={"patience": patience},
+            presence=presence,
             interpolation=interpolation,
             expand_to=expand_to,
             per_class=per_class,

@@ -168,8 +168,10 @@ def to_datasets(
     augment: AugmentConfig | None,
     class_weights: np.ndarray | None = None,
     mix: Any = None,
+    targets: np.ndarray | None = None,
 ) -> DataSplits:
-    """Wrap prepared parts as batched tf.data datasets; augmentation for training only."""
+    """Wrap prepared parts as batched tf.data datasets; augmentation for training only.
+    targets: the training items' own target rows (presences) instead of one-hot labels."""
     n = len(prepared.class_names)
     # tf.data's shuffle mixes TF's global seed into its own: fix both, so the order of the
     # training batches depends on `seed` alone, not on what ran earlier in the process
@@ -186,6 +188,7 @@ def to_datasets(
         augmenter=augmenter,
         class_weights=class_weights,
         mix=mix,
+        targets=targets,
     )
     test = make_dataset(parts["test"], n, batch_size)
     validation = make_dataset(parts["validation"], n, batch_size) if parts["validation"] else test
@@ -209,6 +212,7 @@ def make_dataset(
     augmenter: Any = None,
     class_weights: np.ndarray | None = None,
     mix: Any = None,
+    targets: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """(image, one-hot[, weight]) batches of in-memory pixels, augmented by batch if given a stack.
 
@@ -218,7 +222,9 @@ def make_dataset(
     import tensorflow as tf
 
     onehot = (
-        np.eye(num_classes, dtype=np.float32)[part.y]
+        np.asarray(targets, np.float32)
+        if targets is not None
+        else np.eye(num_classes, dtype=np.float32)[part.y]
         if len(part)
         else np.zeros((0, num_classes), np.float32)
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,8 +16,15 @@ if TYPE_CHECKING:
     from acnemodel.data import Part
 
 
-def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int, epochs: int) -> None:
-    """Optimiser (with its schedule) and loss (with its label smoothing) from the recipe."""
+def compile_model(
+    model: keras.Model,
+    recipe: Recipe,
+    steps_per_epoch: int,
+    epochs: int,
+    presence_order: list[int] | None = None,
+) -> None:
+    """Optimiser (with its schedule) and loss (with its label smoothing) from the recipe; with
+    a presence order, binary cross-entropy per class (acnemodel.presence)."""
     import keras
 
     rate: Any = recipe.learning_rate
@@ -40,11 +48,15 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int, epoc
         optimizer = keras.optimizers.RMSprop(rate)
     else:
         optimizer = keras.optimizers.SGD(rate, momentum=0.9, nesterov=True)
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
-        metrics=["accuracy"],
-    )
+    if presence_order is not None:
+        from acnemodel.severity import severity_accuracy
+
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=recipe.label_smoothing)
+        metrics: list[Any] = [severity_accuracy(presence_order)]
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+        metrics = ["accuracy"]
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
 
 def predict_probs(
@@ -76,7 +88,12 @@ def validation_scores(y: np.ndarray, probs: np.ndarray, num_classes: int) -> dic
     }
 
 
-def selection_callback(validation: Part, num_classes: int, recipe: Recipe) -> Any:
+ToClasses = Callable[[np.ndarray], np.ndarray]  # the model's outputs → class probabilities
+
+
+def selection_callback(
+    validation: Part, num_classes: int, recipe: Recipe, to_classes: ToClasses | None = None
+) -> Any:
     """A callback that scores validation each epoch and, with a patience, keeps the best epoch."""
     import keras
 
@@ -97,6 +114,8 @@ def selection_callback(validation: Part, num_classes: int, recipe: Recipe) -> An
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             probs = predict_probs(self.model, validation.x)
+            if to_classes is not None:
+                probs = to_classes(probs)
             scores = validation_scores(validation.y, probs, num_classes)
             if logs is not None:
                 logs.update(scores)
@@ -126,9 +145,10 @@ def fit(
     recipe: Recipe,
     epochs: int,
     verbose: int,
+    to_classes: ToClasses | None = None,
 ) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """Fit; return the history and how the epoch was chosen (best, stopped, monitor)."""
-    select = selection_callback(validation, num_classes, recipe)
+    select = selection_callback(validation, num_classes, recipe, to_classes)
     fitted = model.fit(
         train,
         epochs=epochs,

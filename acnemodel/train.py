@@ -19,6 +19,7 @@ from acnemodel.evaluate import baselines, evaluate
 from acnemodel.fitting import compile_model, fit, predict_probs, steps_per_epoch
 from acnemodel.metrics import confusion_matrix
 from acnemodel.models import get_spec, make_model
+from acnemodel.presence import plan as presence_plan
 from acnemodel.recipe import HONEST_PATIENCE, PAPER, Recipe
 from acnemodel.report import plot_confusion, plot_curves, plot_reliability, predictions_markdown
 from acnemodel.seeding import seed_everything
@@ -49,6 +50,7 @@ class TrainConfig:
     allow_leaks: bool = False  # honest protocol: train even if test shares content with train
     learning_rate: float | None = None  # None: the recipe's (the paper's 0.001 under paper)
     recipe: dict[str, Any] | None = None  # Recipe field → value, over the model's recipe
+    presence: str | None = None  # extra field naming each item's classes: train on presences
     backbone: str | None = None  # a keras.applications network instead of a registered model
     weights: str = "imagenet"  # the backbone's: imagenet, none, or a weights file
     verbose: int = 2  # Keras's own progress: one line per epoch
@@ -179,6 +181,10 @@ def train_on(data: DataSplits, model_name: str, out: str | Path, config: TrainCo
         from acnemodel.mix import BatchMix
 
         mix = BatchMix(recipe.mixup, recipe.cutmix, seed=config.seed)
+    present = presence_plan(
+        config.presence, protocol, config.backbone, train_part.items, train_part.y,
+        data.class_names, data.info["manifest"],
+    )  # fmt: skip
     data = to_datasets(
         data.prepared,
         data.image_size,
@@ -187,6 +193,7 @@ def train_on(data: DataSplits, model_name: str, out: str | Path, config: TrainCo
         augment=config.augment if protocol == "honest" else None,
         class_weights=class_weights(train_part.y, n_classes) if recipe.class_balance else None,
         mix=mix,
+        targets=present.targets if present else None,
     )
     # validation: the carved part; under the paper protocol the test set, watched only
     watched = parts["validation"] if len(parts["validation"]) else parts["test"]
@@ -202,16 +209,25 @@ def train_on(data: DataSplits, model_name: str, out: str | Path, config: TrainCo
     else:
         model = make_model(model_name, shape, n_classes)
         spec = get_spec(model_name)
+        if present:
+            from acnemodel.severity import sigmoid_head
+
+            model = sigmoid_head(model, present.targets)
         if protocol == "honest":
-            prepare_model(model, train_part.y, n_classes, spec.prior_bias)
+            if not present:
+                prepare_model(model, train_part.y, n_classes, spec.prior_bias)
             if spec.standardize:
                 model = with_input_scaling(model, train_part.x)
-        compile_model(
-            model, recipe, steps_per_epoch(len(train_part), config.batch_size), config.epochs
-        )
+        steps = steps_per_epoch(len(train_part), config.batch_size)
+        compile_model(model, recipe, steps, config.epochs, present.order if present else None)
         history, chosen = fit(
-            model, data.train, watched, n_classes, recipe, config.epochs, config.verbose
-        )
+            model, data.train, watched, n_classes, recipe, config.epochs, config.verbose,
+            to_classes=present.to_classes if present else None,
+        )  # fmt: skip
+        if present:
+            from acnemodel.severity import with_severity
+
+            model = with_severity(model, present.order)
     seconds = time.perf_counter() - started
 
     test = parts["test"]
@@ -276,8 +292,13 @@ def train_on(data: DataSplits, model_name: str, out: str | Path, config: TrainCo
         "batch_size": config.batch_size,
         "recipe": recipe.to_dict(),
         "optimizer": f"{recipe.optimizer}(lr={recipe.learning_rate})",
-        "loss": "categorical_crossentropy"
+        "loss": (
+            f"binary_crossentropy on extra.{present.field}"
+            if present
+            else "categorical_crossentropy"
+        )
         + (f" (label smoothing {recipe.label_smoothing})" if recipe.label_smoothing else ""),
+        "presence": present.describe(data.class_names) if present else None,
         "image_size": list(data.image_size),
         "interpolation": config.interpolation,
         "augment": (config.augment.to_dict() if config.augment and protocol == "honest" else None),
