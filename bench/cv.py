@@ -43,6 +43,7 @@ def import_manifest(dataset: Path, work: Path, mosaics: str) -> Path:
 def run_key(model: str, args: argparse.Namespace) -> str:
     """The folder (under WORK) and table row of one model's run with these settings."""
     key = f"{model}-{args.image_size}" if args.image_size else model
+    key = f"{key}-{args.monitor}" if args.monitor else key
     return f"{key}-presence-{args.presence}" if args.presence else key
 
 
@@ -57,7 +58,7 @@ def run_model(manifest: Path, model: str, args: argparse.Namespace) -> dict[str,
     config = TrainConfig(
         epochs=args.epochs or DEFAULT_EPOCHS.get(model, 30),
         seed=args.seed,
-        recipe={"patience": args.patience},
+        recipe={"patience": args.patience, "monitor": args.monitor},
         image_size=(args.image_size, args.image_size) if args.image_size else None,
         presence=args.presence,
         verbose=0,
@@ -133,6 +134,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--patience", type=int, default=None, help="default: the model's recipe")
     parser.add_argument("--resume", action="store_true", help="keep models with a cv.json")
+    parser.add_argument(
+        "--monitor", default=None, help="the validation score that picks the epoch (the recipe's)"
+    )
     parser.add_argument(
         "--image-size", type=int, default=None, help="input side in px (default: the model's)"
     )
