@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -69,16 +69,22 @@ def severity_order(present: np.ndarray, y: np.ndarray) -> tuple[list[int], float
     return order, float((top == y).mean()) if len(y) else 1.0
 
 
-def class_probs(p: np.ndarray, order: list[int]) -> np.ndarray:
+def read_off(p: Any, order: list[int], xp: Any = np) -> Any:
     """Class probabilities from presence probabilities: the most severe present class is the
-    label, so P(c) = p(c) × Π(1 - p(more severe)); the least severe takes what is left."""
-    out = np.zeros_like(p, dtype=np.float64)
-    rest = np.ones(len(p))
+    label, so P(c) = p(c) × Π(1 - p(more severe)); the least severe takes what is left.
+    xp: numpy, or keras.ops inside a model (severity.SeverityHead): the one rule for both."""
+    columns: list[Any] = [None] * len(order)
+    rest = xp.ones_like(p[:, 0])
     for c in order[:-1]:
-        out[:, c] = rest * p[:, c]
+        columns[c] = rest * p[:, c]
         rest = rest * (1 - p[:, c])
-    out[:, order[-1]] = rest
-    return out
+    columns[order[-1]] = rest
+    return xp.stack(columns, axis=1)
+
+
+def class_probs(p: np.ndarray, order: list[int]) -> np.ndarray:
+    """read_off on numpy presences, in float64."""
+    return read_off(np.asarray(p, dtype=np.float64), order)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from acnemodel.presence import read_off
+
 
 @keras.saving.register_keras_serializable(package="acnemodel")
 class SeverityHead(keras.layers.Layer):
@@ -19,13 +21,7 @@ class SeverityHead(keras.layers.Layer):
         self.order = [int(c) for c in order]
 
     def call(self, p: Any) -> Any:
-        columns: list[Any] = [None] * len(self.order)
-        rest = ops.ones_like(p[:, 0])
-        for c in self.order[:-1]:
-            columns[c] = rest * p[:, c]
-            rest = rest * (1 - p[:, c])
-        columns[self.order[-1]] = rest
-        return ops.stack(columns, axis=1)
+        return read_off(p, self.order, ops)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "order": self.order}
@@ -53,8 +49,9 @@ def severity_accuracy(order: list[int]) -> Any:
     """A training metric named `accuracy`, as a softmax run has: the class read off the
     predicted presences against the class read off the (possibly mixed) targets."""
 
+    head = SeverityHead(order)
+
     def accuracy(y_true: Any, y_pred: Any) -> Any:
-        head = SeverityHead(order)
         return ops.cast(
             ops.argmax(head(y_true), axis=1) == ops.argmax(head(y_pred), axis=1), "float32"
         )

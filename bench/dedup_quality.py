@@ -473,7 +473,7 @@ def region_stage(
     t0 = time.perf_counter()
     scanned = content.scan_files([str(folder / n) for n in names])
     feats = [result[1] if result else None for result in scanned]
-    mosaics = {k for k, result in enumerate(scanned) if result and result[0] is not None}
+    mosaics = content.mosaic_indices(scanned)
     matches = regions.match_within(feats, mosaics=mosaics)
     seconds = time.perf_counter() - t0
     edges = {tuple(sorted((names[m.a], names[m.b]))) for m in matches}

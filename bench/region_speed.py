@@ -124,7 +124,7 @@ def run_regions(paths: list[str]) -> dict:
     t2 = time.perf_counter()
     links = regions.verify_pairs(feats, feats, pairs)
     t3 = time.perf_counter()
-    mosaics = {k for k, r in enumerate(scanned) if r and r[0] is not None}
+    mosaics = content.mosaic_indices(scanned)
     loner_links = regions.verify_loners(feats, pairs, links, mosaics=mosaics, keys=keys)
     t4 = time.perf_counter()
     links = regions.corroborated(feats, links + loner_links)

@@ -117,6 +117,11 @@ def _scan_or_load(
     return out, len(rows) - len(todo)
 
 
+def mosaic_indices(scanned: Sequence[tuple[Any, Any] | None]) -> set[int]:
+    """Positions of the scan results (scan_files) that found a mosaic."""
+    return {k for k, result in enumerate(scanned) if result and result[0] is not None}
+
+
 def fingerprint(shas: Sequence[str], policy: str, config: regions.RegionConfig) -> str:
     """What the links depend on: the images (by content), the mosaic policy and the settings."""
     h = hashlib.sha256(f"{_METHOD}|{policy}|{astuple(config)}".encode())
@@ -153,7 +158,7 @@ def content_stage(
         advance(len(rows))
         return report
     scanned, report.stored_features = _scan_or_load(rows, out_dir, config, workers, advance)
-    marks, feats, ids, mosaics = [], [], [], set()
+    marks, feats, ids, tiled = [], [], [], set()  # tiled: mosaics' positions in feats
     for row, result in zip(rows, scanned, strict=True):
         mosaic, feat = result if result else (None, None)
         report.unreadable += result is None
@@ -164,10 +169,10 @@ def content_stage(
         marks.append((row["id"], reason, excluded))
         if feat is not None and not excluded:
             if reason:
-                mosaics.add(len(feats))
+                tiled.add(len(feats))
             feats.append(feat)
             ids.append(row["id"])
-    matches = regions.match_within(feats, config, workers, mosaics)
+    matches = regions.match_within(feats, config, workers, tiled)
     links = [(ids[m.a], ids[m.b], m.relation, m.area_a, m.area_b, m.inliers) for m in matches]
     with catalog.transaction():
         catalog.set_mosaics(marks)
@@ -200,6 +205,7 @@ __all__ = [
     "GROUP",
     "ContentReport",
     "content_stage",
+    "mosaic_indices",
     "scan_file",
     "scan_files",
     "scan_image",
@@ -213,7 +219,7 @@ def paths_content(
     every verified pair that shares a region, and every image found to be a mosaic."""
     scanned = scan_files(paths, config)
     feats = [s[1] if s else None for s in scanned]
-    mosaics = {k for k, s in enumerate(scanned) if s and s[0] is not None}
+    tiled = mosaic_indices(scanned)
     links = [
         {
             "a": paths[m.a],
@@ -223,7 +229,7 @@ def paths_content(
             "area_b": m.area_b,
             "inliers": m.inliers,
         }
-        for m in regions.match_within(feats, config, mosaics=mosaics)
+        for m in regions.match_within(feats, config, mosaics=tiled)
     ]
     found = [
         {"path": p, "reason": s[0].reason}

@@ -110,7 +110,6 @@ def vote_pairs(
     config: RegionConfig = DEFAULT_REGION_CONFIG,
     self_join: bool = False,
     keys: np.ndarray | None = None,
-    cap: int | None = None,
 ) -> list[tuple[int, int, int]]:
     """Candidate (query, index, orientations) image pairs, by descriptor collisions in LSH tables.
 
@@ -125,9 +124,8 @@ def vote_pairs(
     augmented copies the votes chose the orientation that verified in 1,450 of 1,466 pairs, and
     each pass is a brute-force match, the bulk of the stage's time.
 
-    keys: the index's index_keys when already made; cap: the bucket cap if not config's.
+    keys: the index's index_keys when already made.
     """
-    cap = cap or config.bucket_cap
     bits = _table_bits(config)
     qd, qo = _stack(queries, mirror=False)
     md, mo = _stack(queries, mirror=True)
@@ -145,7 +143,9 @@ def vote_pairs(
             near = np.isin(table, q_keys[t])
             table, owners = table[near], owners[near]
         side = np.r_[np.zeros(len(q_own), np.int8), np.ones(len(table), np.int8)]
-        qi, ii = _bucket_pairs(np.r_[q_keys[t], table], np.r_[q_own, owners], side, cap)
+        qi, ii = _bucket_pairs(
+            np.r_[q_keys[t], table], np.r_[q_own, owners], side, config.bucket_cap
+        )
         flag, qi, ii = qi % 2, qi // 2, ii // 2
         if self_join:
             keep = qi != ii
@@ -209,7 +209,7 @@ def loner_pairs(
     done = {(p[0], p[1]) for p in tried}
     found: dict[tuple[int, int], int] = {}
     asked = [feats[i] for i in loners]
-    for q, j, orientation in vote_pairs(asked, feats, wide, keys=keys, cap=config.loner_bucket_cap):
+    for q, j, orientation in vote_pairs(asked, feats, wide, keys=keys):
         i = loners[q]
         pair = (min(i, j), max(i, j))
         if i != j and pair not in done and pair not in found:
