@@ -61,6 +61,7 @@ def predict_images(
     """
     import keras
 
+    import acnemodel.patch_codes  # registers the k-means model's feature layer
     import acnemodel.severity  # registers the layer a presence-trained model ends in
     import acnemodel.transfer  # noqa: F401  registers the layers a transfer model is saved with
     from acnemodel.fitting import predict_probs

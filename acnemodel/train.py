@@ -209,6 +209,8 @@ def train_on(data: DataSplits, model_name: str, out: str | Path, config: TrainCo
     else:
         model = make_model(model_name, shape, n_classes)
         spec = get_spec(model_name)
+        if spec.prefit:
+            spec.prefit(model, train_part.x, train_part.y, config.seed)
         if present:
             from acnemodel.severity import sigmoid_head
 

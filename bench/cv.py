@@ -1,4 +1,4 @@
-"""Benchmark: 5-fold grouped cross-validation of paper, kecnn, kevgg and strong on the shared set.
+"""Benchmark: 5-fold grouped cross-validation of paper, kecnn, kevgg, strong and kmeans, shared set.
 
 Imports the Roboflow CSV with `acnedata import` (items grouped by upload name), then runs
 acnemodel's cross-validation per model (same folds: same seed), and prints balanced accuracy,
@@ -19,7 +19,7 @@ from typing import Any
 
 DEFAULT_DATASET = Path("/work/shared/datasets/acne-roboflow-cc-by-4.0")
 # Epoch budgets per model: an upper bound, early stopping on validation usually ends sooner.
-DEFAULT_EPOCHS = {"paper": 30, "kecnn": 30, "kevgg": 30, "strong": 30}
+DEFAULT_EPOCHS = {"paper": 30, "kecnn": 30, "kevgg": 30, "strong": 30, "kmeans": 30}
 
 
 def import_manifest(dataset: Path, work: Path, mosaics: str) -> Path:
@@ -128,7 +128,7 @@ def main() -> int:
     parser.add_argument(
         "--work", type=Path, default=Path("/tmp/acnemodel-cv"), help="outside the repository"
     )
-    parser.add_argument("--models", default="strong,kecnn,kevgg,paper")
+    parser.add_argument("--models", default="strong,kmeans,kecnn,kevgg,paper")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=None, help="default: per model, see top")
     parser.add_argument("--seed", type=int, default=0)

@@ -39,6 +39,7 @@ def test_default_input_sizes() -> None:
         "kevgg": (32, 32),
         "resnet": (64, 64),
         "strong": (96, 96),
+        "kmeans": (96, 96),
     }
 
 
