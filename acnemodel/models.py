@@ -83,8 +83,17 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def make_model(name: str, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """Build a registered model (not compiled)."""
-    return get_spec(name).build(tuple(input_shape), num_classes)
+    """Build a registered model (not compiled); an input its layers cannot shrink is one line."""
+    spec = get_spec(name)
+    try:
+        return spec.build(tuple(input_shape), num_classes)
+    except ValueError as error:  # Keras's shape inference: pools and valid convs past zero
+        height, width = input_shape[:2]
+        own = "×".join(str(v) for v in spec.image_size)
+        raise ModelError(
+            f"{name} cannot be built for {height}×{width} inputs (its layers shrink them past "
+            f"nothing); use a larger --image-size (its own is {own})"
+        ) from error
 
 
 # Widths are not in the paper; these are ours and stay fixed: 32-32-64 filters (KECNN's
@@ -314,8 +323,13 @@ def kmeans(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     import keras
     from keras import layers
 
-    from acnemodel.patch_codes import PatchCodes
+    from acnemodel.patch_codes import PATCH, STRIDE, PatchCodes
 
+    if min(input_shape[:2]) < PATCH + STRIDE:  # two patch positions a side: one per quadrant
+        raise ModelError(
+            f"kmeans needs inputs of at least {PATCH + STRIDE}×{PATCH + STRIDE} pixels, not "
+            f"{input_shape[0]}×{input_shape[1]}; use a larger --image-size (its own is 96)"
+        )
     inputs = keras.Input(input_shape)
     x = PatchCodes(name="patch_codes")(inputs)
     outputs = layers.Dense(

@@ -72,7 +72,7 @@ def fit_codebook(
     if len(rows) < k:
         raise ModelError(
             f"k-means features need at least {k} training patches, the training part gives "
-            f"{len(rows)}; add images or train another model"
+            f"{len(rows)}; add images, use a larger --image-size, or train another model"
         )
     mean = rows.mean(axis=0)
     values, vectors = np.linalg.eigh(np.cov(rows - mean, rowvar=False))

@@ -8,8 +8,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
+from manifest_factory import make_manifest
+from typer.testing import CliRunner
 
 from acnemodel import models
+from acnemodel.cli import app
 from acnemodel.errors import ModelError
 
 # Keras 3.15 itself trips NumPy 2's copy-keyword deprecation on every fit; not ours to fix.
@@ -151,3 +154,21 @@ def test_adding_a_model_is_one_function() -> None:
         assert models.make_model("tiny", (8, 8, 3), 2).output_shape == (None, 2)
     finally:
         del models.REGISTRY["tiny"]
+
+
+@pytest.fixture(scope="module")
+def tiny_manifest(tmp_path_factory: pytest.TempPathFactory):
+    return make_manifest(tmp_path_factory.mktemp("tiny"), clusters_per_class=2, size=16)
+
+
+@pytest.mark.parametrize(("model", "says"), [("kmeans", "at least 8×8"), ("paper", "4×4")])
+def test_an_image_size_too_small_for_the_model_is_one_line(tiny_manifest, tmp_path, model, says):
+    result = CliRunner().invoke(
+        app,
+        ["train", str(tiny_manifest), "--out", str(tmp_path / "r"), "--model", model,
+         "--image-size", "4", "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0] and "--image-size" in lines[0]
