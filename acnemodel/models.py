@@ -296,11 +296,11 @@ def _fit_patch_codes(model: keras.Model, x: np.ndarray, y: np.ndarray, seed: int
 
 
 # The head starts at an exact class-balanced logistic regression on train's codes (prefit; its
-# C, 0.001, chosen by the 5-fold grouped cross-validation in bench/README.md, never on a test
-# split); the epochs then adjust it under augmentation at a small rate, the epoch chosen on
-# validation. Trained by Adam steps from zero instead (rates 3e-3 to 3e-4), the convex head
-# wandered: validation balanced accuracy moved 0.39-0.47 from one epoch to the next.
-# The L2 is that C in Keras's units, 1 / (2·C·n), for the shared set's n ≈ 1,450 train images.
+# C, 0.001, is the only value tried, judged by the 5-fold grouped cross-validation in
+# bench/README.md, never on a test split); the epochs then adjust it under augmentation at a
+# small rate, the epoch chosen on validation. Trained by Adam alone instead (rates 3e-3 to
+# 3e-4), the convex head wandered: validation balanced accuracy moved 0.39-0.47 from one epoch
+# to the next. The L2 is that C in Keras's units, 1 / (2·C·n), for the shared set's n ≈ 1,450.
 KMEANS_RECIPE = Recipe(
     learning_rate=1e-4,
     class_balance=True,

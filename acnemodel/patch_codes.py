@@ -17,7 +17,7 @@ CENTROIDS = 256
 PER_IMAGE = 100  # patches sampled per training image for k-means and whitening
 WHITEN_EPS = 0.1  # added to the eigenvalues: ZCA that does not blow up pixel noise
 CONTRAST_EPS = 1e-4  # keeps flat patches (a clear cheek) from dividing by zero
-# The head's inverse L2 strength, chosen by 5-fold grouped cross-validation on the shared set.
+# The head's inverse L2 strength: the one value tried, judged by grouped CV (bench/README.md).
 LOGISTIC_C = 1e-3
 ABSENT_LOGIT = -20.0  # a class train never shows is never predicted
 
