@@ -89,6 +89,8 @@ def make_model(name: str, input_shape: tuple[int, int, int], num_classes: int) -
         return spec.build(tuple(input_shape), num_classes)
     except ValueError as error:  # Keras's shape inference: pools and valid convs past zero
         height, width = input_shape[:2]
+        if (height, width) == tuple(spec.image_size):
+            raise  # at its own size a failure is the builder's bug, not the user's --image-size
         own = "×".join(str(v) for v in spec.image_size)
         raise ModelError(
             f"{name} cannot be built for {height}×{width} inputs (its layers shrink them past "
@@ -309,9 +311,12 @@ KMEANS_RECIPE = Recipe(
 )
 
 
+KMEANS_SIZE = (96, 96)
+
+
 @register(
     "kmeans",
-    (96, 96),
+    KMEANS_SIZE,
     "single-layer k-means features (Coates et al. 2011) and a linear softmax",
     KMEANS_RECIPE,
     prefit=_fit_patch_codes,
@@ -328,7 +333,8 @@ def kmeans(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     if min(input_shape[:2]) < PATCH + STRIDE:  # two patch positions a side: one per quadrant
         raise ModelError(
             f"kmeans needs inputs of at least {PATCH + STRIDE}×{PATCH + STRIDE} pixels, not "
-            f"{input_shape[0]}×{input_shape[1]}; use a larger --image-size (its own is 96)"
+            f"{input_shape[0]}×{input_shape[1]}; use a larger --image-size (its own is "
+            f"{KMEANS_SIZE[0]})"
         )
     inputs = keras.Input(input_shape)
     x = PatchCodes(name="patch_codes")(inputs)
